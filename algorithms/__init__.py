@@ -1,0 +1,1 @@
+"""Processing algorithms (the only QGIS code besides plugin.py)."""

@@ -1,0 +1,7 @@
+"""The algorithms the provider offers (imports are light: no torch at module level)."""
+
+
+def algorithm_classes():
+    """Classes of every algorithm, in toolbox order."""
+    from .okada_displacement import OkadaDisplacementAlgorithm
+    return [OkadaDisplacementAlgorithm]

@@ -1,0 +1,155 @@
+"""Helpers shared by the algorithms: base class, torch import, grids, styled outputs."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProcessing,
+                       QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingLayerPostProcessorInterface, QgsProject, QgsRasterLayer,
+                       QgsRectangle)
+from qgis.PyQt.QtGui import QIcon
+
+from .provider import ICON_PATH
+
+#: Exact command that installs the Python packages the CNN algorithms need into the
+#: plugin's dependency folder (what ``make deploy`` runs).
+TORCH_INSTALL_HINT = (
+    "PyTorch is not available in QGIS's Python. Install it with:\n"
+    "  python3 -m pip install --target \"{deps}\" torch==2.13.0 'numpy<2'\n"
+    "(or run 'make deploy' in the plugin's source folder), then restart QGIS.")
+
+
+def import_torch():
+    """Import torch or raise a QgsProcessingException that says how to install it."""
+    from ..plugin import DEPENDENCY_DIR, add_dependency_dir
+    add_dependency_dir()
+    try:
+        import torch
+    except ImportError as exc:
+        raise QgsProcessingException(TORCH_INSTALL_HINT.format(deps=DEPENDENCY_DIR)) from exc
+    return torch
+
+
+class InsarGnssAlgorithm(QgsProcessingAlgorithm):
+    """Base: subclasses set NAME, DISPLAY_NAME, GROUP, HELP and implement the rest."""
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "Displacement"
+    HELP = ""
+
+    def name(self):
+        """Algorithm id inside the provider."""
+        return self.NAME
+
+    def displayName(self):  # noqa: N802
+        """Name in the toolbox."""
+        return self.DISPLAY_NAME
+
+    def group(self):
+        """Toolbox group."""
+        return self.GROUP
+
+    def groupId(self):  # noqa: N802
+        """Toolbox group id."""
+        return self.GROUP.lower().replace(" ", "")
+
+    def shortHelpString(self):  # noqa: N802
+        """Help with units and conventions."""
+        return self.HELP
+
+    def icon(self):
+        """Algorithm icon."""
+        return QIcon(ICON_PATH)
+
+    def createInstance(self):  # noqa: N802
+        """New instance of the same class."""
+        return type(self)()
+
+
+def check_canceled(feedback):
+    """Raise a QgsProcessingException when the user pressed Cancel."""
+    if feedback is not None and feedback.isCanceled():
+        raise QgsProcessingException("Cancelled by the user; no output was written.")
+
+
+def utm_crs_for(rect: QgsRectangle, rect_crs: QgsCoordinateReferenceSystem) -> QgsCoordinateReferenceSystem:
+    """WGS 84 / UTM CRS of the zone containing the centre of ``rect``."""
+    from ..core.geometry import utm_epsg
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    transform = QgsCoordinateTransform(rect_crs, wgs84, QgsProject.instance())
+    try:
+        centre = transform.transform(rect.center())
+    except Exception as exc:  # QgsCsException
+        raise QgsProcessingException(
+            f"The extent centre cannot be converted to longitude/latitude: {exc}") from exc
+    return QgsCoordinateReferenceSystem(f"EPSG:{utm_epsg(centre.x(), centre.y())}")
+
+
+def transform_extent(rect: QgsRectangle, source: QgsCoordinateReferenceSystem,
+                     target: QgsCoordinateReferenceSystem) -> QgsRectangle:
+    """Bounding box of ``rect`` in ``target``, with a clear message when it cannot be."""
+    if source == target:
+        return QgsRectangle(rect)
+    transform = QgsCoordinateTransform(source, target, QgsProject.instance())
+    try:
+        out = transform.transformBoundingBox(rect)
+    except Exception as exc:
+        raise QgsProcessingException(
+            f"The extent in {source.authid()} has no overlap with {target.authid()}: {exc}") from exc
+    values = (out.xMinimum(), out.yMinimum(), out.xMaximum(), out.yMaximum())
+    if out.isEmpty() or not all(abs(v) < 1e12 for v in values):
+        raise QgsProcessingException(
+            f"The extent in {source.authid()} has no valid overlap with {target.authid()}.")
+    return out
+
+
+def require_projected(crs: QgsCoordinateReferenceSystem, what: str):
+    """Refuse a geographic CRS where metres are needed."""
+    if not crs.isValid():
+        raise QgsProcessingException(f"{what}: the CRS is not valid.")
+    if crs.isGeographic():
+        raise QgsProcessingException(
+            f"{what}: {crs.authid()} is geographic (degrees); choose a projected CRS in metres "
+            "such as the local UTM zone.")
+
+
+class _StyleFromQml(QgsProcessingLayerPostProcessorInterface):
+    """Applies a QML style to an output layer when Processing loads it."""
+
+    def __init__(self, qml_path):
+        super().__init__()
+        self.qml_path = qml_path
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        """Load the style."""
+        if isinstance(layer, QgsRasterLayer) or layer is not None:
+            layer.loadNamedStyle(self.qml_path)
+            layer.triggerRepaint()
+
+
+_POST_PROCESSORS = []  # Processing keeps only a pointer: keep the Python objects alive
+
+
+def load_styled(context, output_path: str, qml_path: str):
+    """Style ``output_path`` from ``qml_path`` when Processing loads it into the project.
+
+    The ``.qml`` beside the file is also QGIS's default style for it, so the style comes back
+    whenever the file is opened later.
+    """
+    if context.willLoadLayerOnCompletion(output_path):
+        processor = _StyleFromQml(qml_path)
+        _POST_PROCESSORS.append(processor)
+        context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
+
+
+def output_path(alg, parameters, name, context, extension=".tif"):
+    """Destination path of a raster/file output, temporary outputs resolved."""
+    path = alg.parameterAsOutputLayer(parameters, name, context)
+    if not path or path == QgsProcessing.TEMPORARY_OUTPUT:
+        raise QgsProcessingException(f"No destination given for {name}.")
+    if not os.path.splitext(path)[1]:
+        path += extension
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path
