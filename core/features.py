@@ -1,0 +1,141 @@
+"""From observations in metres to the network's inputs, the same way for training and use.
+
+Steps (each one function): resample the InSAR acquisitions in time onto the model's
+regular epochs, remove each epoch's reference offset, express GNSS series relative to
+their start, and scale every displacement by one per-scene factor so that one network
+serves millimetre slow slips and metre-scale earthquakes (Okada displacement is linear in
+slip and the noise is additive, so dividing inputs and target by the same scale keeps
+the problem the same; the output is multiplied back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+#: Smallest displacement scale [m]: about the InSAR/GNSS noise floor, so noise-only
+#: scenes are not blown up to unit amplitude.
+MIN_SCALE_M = 0.01
+#: DEM scale [m]: elevations enter the network in km.
+DEM_SCALE_M = 1000.0
+
+
+def resample_epochs(series_m, acq_days, model_days):
+    """Linear interpolation in time of (B, K, A, H, W) acquisitions onto ``model_days``.
+
+    ``acq_days`` (B, K, A) ascending per track, NaN for padding. Before the first / after the
+    last acquisition the nearest one is used. A NaN on one side of an interval takes the
+    other side's value. The result is re-referenced to the first model epoch.
+    Returns (B, K, T, H, W).
+    """
+    b, k, a, h, w = series_m.shape
+    model_days = torch.as_tensor(model_days, dtype=torch.float64, device=series_m.device)
+    days = torch.where(torch.isnan(acq_days), torch.full_like(acq_days, float("inf")), acq_days)
+    count = torch.isfinite(days).sum(-1)                                      # (B, K)
+    # index of the last acquisition <= t
+    idx1 = torch.searchsorted(days.contiguous(), model_days.expand(b, k, -1).contiguous(), right=True)
+    i1 = torch.minimum(idx1, (count - 1)[..., None]).clamp_min(0)
+    i0 = (idx1 - 1).clamp_min(0)
+    i0 = torch.minimum(i0, (count - 1)[..., None])
+    d0 = torch.gather(days, 2, i0)
+    d1 = torch.gather(days, 2, i1)
+    span = d1 - d0
+    frac = torch.where(span > 0, (model_days - d0) / torch.where(span > 0, span, torch.ones_like(span)),
+                       torch.zeros_like(span)).clamp(0, 1).float()
+    flat = series_m.reshape(b, k, a, h * w)
+    v0 = torch.gather(flat, 2, i0[..., None].expand(-1, -1, -1, h * w))
+    v1 = torch.gather(flat, 2, i1[..., None].expand(-1, -1, -1, h * w))
+    v0 = torch.where(torch.isnan(v0), v1, v0)
+    v1 = torch.where(torch.isnan(v1), v0, v1)
+    out = v0 + frac[..., None] * (v1 - v0)
+    out = out.reshape(b, k, -1, h, w)
+    return out - out[:, :, :1]
+
+
+def remove_epoch_offsets(series_m):
+    """Subtract from every epoch its median over finite pixels (the per-epoch reference)."""
+    b, k, t, h, w = series_m.shape
+    flat = series_m.reshape(b, k, t, h * w)
+    median = torch.nanmedian(flat, dim=-1).values
+    median = torch.nan_to_num(median, nan=0.0)
+    return series_m - median[..., None, None]
+
+
+def gnss_relative(gnss_m, start_days: int = 10):
+    """Daily series (B, S, D, 3) minus the station's median over its first ``start_days``.
+
+    Falls back to the median of the whole series when the start is missing.
+    """
+    start = torch.nanmedian(gnss_m[:, :, :start_days], dim=2).values
+    whole = torch.nanmedian(gnss_m, dim=2).values
+    start = torch.where(torch.isnan(start), whole, start)
+    return gnss_m - torch.nan_to_num(start, nan=0.0)[:, :, None]
+
+
+def displacement_scale(insar_m, gnss_rel_m, gnss_valid):
+    """Per-scene scale [m]: the largest of MIN_SCALE_M, the 99th percentile of |InSAR| and the
+    largest |GNSS| end-of-window displacement (median of the last 10 days). (B,) tensor."""
+    b = insar_m.shape[0]
+    flat = insar_m.reshape(b, -1).abs()
+    step = max(1, flat.shape[1] // 200_000)         # quantile on a sample: large scenes stay fast
+    sample = flat[:, ::step]
+    q = torch.nanquantile(sample.float(), 0.99, dim=1)
+    q = torch.nan_to_num(q, nan=0.0)
+    tail = torch.nanmedian(gnss_rel_m[:, :, -10:], dim=2).values.abs()           # (B, S, 3)
+    tail = torch.where(gnss_valid[..., None], torch.nan_to_num(tail, nan=0.0), torch.zeros_like(tail))
+    g = tail.reshape(b, -1).max(dim=1).values if tail.numel() else torch.zeros(b, device=insar_m.device)
+    return torch.maximum(torch.maximum(q, g), torch.full_like(q, MIN_SCALE_M))
+
+
+@dataclass
+class NetworkInputs:
+    """What :class:`.model.DualBranchNet` takes (all float32 on one device).
+
+    insar : (B, 2T + 2 + 6, H, W) asc epochs, desc epochs (scaled, 0 where invalid),
+        validity of each track, LOS unit vectors of each track.
+    dem : (B, 1, H, W) elevation [km], sea and NaN as 0.
+    gnss : (B, S, 4, D) scaled east/north/up + observed flag, 0 where missing.
+    gnss_xy : (B, S, 2) station positions in pixels (x right, y down, from the tile corner).
+    gnss_valid : (B, S) bool. scale_m : (B,) the factor the output is multiplied by.
+    """
+
+    insar: torch.Tensor
+    dem: torch.Tensor
+    gnss: torch.Tensor
+    gnss_xy: torch.Tensor
+    gnss_valid: torch.Tensor
+    scale_m: torch.Tensor
+
+    def to(self, device):
+        """Copy to ``device``."""
+        return NetworkInputs(*(getattr(self, f).to(device) for f in
+                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m")))
+
+
+def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pixel_m,
+                   scale_m=None) -> NetworkInputs:
+    """Assemble :class:`NetworkInputs` from physical quantities.
+
+    insar_epochs_m (B, 2, T, H, W) on the model epochs (see :func:`resample_epochs`), NaN
+    invalid; los (B, 2, 3, H, W); dem_m (B, H, W); gnss_m (B, S, D, 3) with NaN gaps;
+    gnss_xy_m (B, S, 2) in the scene frame (origin at the upper-left corner, y north);
+    ``scale_m`` (B,) to impose a scale (tiled inference uses one scale for the whole scene).
+    """
+    b, k, t, h, w = insar_epochs_m.shape
+    insar = remove_epoch_offsets(insar_epochs_m)
+    valid = torch.isfinite(insar).all(dim=2)                                   # (B, 2, H, W)
+    gnss_rel = gnss_relative(gnss_m)
+    if scale_m is None:
+        scale_m = displacement_scale(torch.where(valid[:, :, None], insar, torch.nan), gnss_rel, gnss_valid)
+    s = scale_m.to(insar.dtype)[:, None, None, None, None]
+    insar = torch.where(valid[:, :, None], insar / s, torch.zeros_like(insar))
+    los = torch.nan_to_num(los.float(), nan=0.0) * valid[:, :, None]
+    x = torch.cat([insar.reshape(b, k * t, h, w), valid.float(), los.reshape(b, k * 3, h, w)], 1)
+    dem = torch.nan_to_num(dem_m.float(), nan=0.0).clamp_min(0)[:, None] / DEM_SCALE_M
+    observed = torch.isfinite(gnss_rel).all(-1) & gnss_valid[..., None]       # (B, S, D)
+    g = torch.where(observed[..., None], gnss_rel / scale_m.to(gnss_rel.dtype)[:, None, None, None],
+                    torch.zeros_like(gnss_rel))
+    g = torch.cat([g, observed[..., None].to(g.dtype)], -1).permute(0, 1, 3, 2)  # (B, S, 4, D)
+    xy = torch.stack([gnss_xy_m[..., 0] / pixel_m, -gnss_xy_m[..., 1] / pixel_m], -1)
+    return NetworkInputs(x.float(), dem, g.float(), xy.float(), gnss_valid, scale_m.float())

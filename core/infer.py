@@ -1,0 +1,118 @@
+"""Tiled inference of the CNN on a scene of any size, in bounded memory, without seams.
+
+The scene is cut into ``tile_px`` tiles overlapping by ``overlap_px``; each tile's prediction
+is weighted by a window that falls linearly to (almost) zero over the overlap and the
+weighted predictions are summed and normalised (a partition of unity, so a smooth field
+stays smooth across tile borders). One displacement scale (:mod:`.features`) is computed
+for the whole scene so that neighbouring tiles agree. GNSS stations are given to every
+tile with positions relative to it: stations outside a tile still inform it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .features import displacement_scale, gnss_relative, network_inputs, remove_epoch_offsets
+
+
+class InferenceCancelled(Exception):
+    """The cancel callback returned True."""
+
+
+def tile_starts(length: int, tile: int, overlap: int):
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap``."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step)) + [length - tile]
+    return sorted(set(starts))
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """1-D weight: 1 inside, a linear ramp over ``overlap`` pixels at both ends (min 1e-3)."""
+    ramp = np.ones(tile)
+    overlap = min(overlap, tile // 2)
+    if overlap > 0:
+        edge = (np.arange(overlap) + 0.5) / overlap
+        ramp[:overlap] = edge
+        ramp[-overlap:] = edge[::-1]
+    return np.maximum(ramp, 1e-3)
+
+
+@torch.no_grad()
+def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
+                  tile_px: int = 128, overlap_px: int = 32, device="cpu",
+                  progress: Optional[Callable[[float], None]] = None,
+                  is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+    """East/north/up [m] (3, H, W) float32 on the working grid.
+
+    Parameters (numpy, on the model's working grid of ``pixel_m``)
+    ----------
+    insar_epochs_m : (2, T, H, W) LOS [m] on the model epochs (asc, desc), NaN = no data.
+    los : (2, 3, H, W) LOS unit vectors; dem_m : (H, W).
+    gnss_m : (S, D, 3) daily E/N/U [m] with NaN gaps; gnss_xy_m : (S, 2) positions in the
+        scene frame (origin at the grid's upper-left corner, x east, y north, metres).
+    """
+    tile_px = int(tile_px) - int(tile_px) % 4
+    device = torch.device(device)
+    h, w = insar_epochs_m.shape[-2:]
+    th, tw = min(tile_px, _ceil4(h)), min(tile_px, _ceil4(w))
+    # pad small scenes up to one tile (NaN InSAR = no data; LOS/DEM 0)
+    ph, pw = max(h, th), max(w, tw)
+    insar = _pad(insar_epochs_m, ph, pw, np.nan)
+    los_p = _pad(los, ph, pw, 0.0)
+    dem_p = _pad(dem_m, ph, pw, 0.0)
+
+    gnss_t = torch.as_tensor(gnss_m, dtype=torch.float32)[None]
+    valid_t = torch.ones(gnss_t.shape[:2], dtype=torch.bool)
+    if gnss_t.shape[1] == 0:  # no station: one dummy, invalid
+        gnss_t = torch.full((1, 1, gnss_m.shape[1] if gnss_m.ndim == 3 else 121, 3), float("nan"))
+        valid_t = torch.zeros((1, 1), dtype=torch.bool)
+        gnss_xy_m = np.zeros((1, 2))
+    whole = remove_epoch_offsets(torch.as_tensor(insar, dtype=torch.float32)[None])
+    scale = displacement_scale(whole, gnss_relative(gnss_t), valid_t)
+    del whole
+
+    out = np.zeros((3, ph, pw), dtype=np.float64)
+    weight_sum = np.zeros((ph, pw), dtype=np.float64)
+    rows, cols = tile_starts(ph, th, overlap_px), tile_starts(pw, tw, overlap_px)
+    window = np.outer(blend_window(th, overlap_px if len(rows) > 1 else 0),
+                      blend_window(tw, overlap_px if len(cols) > 1 else 0))
+    done, total = 0, len(rows) * len(cols)
+    xy = torch.as_tensor(gnss_xy_m, dtype=torch.float32)[None]
+    for r in rows:
+        for c in cols:
+            if is_canceled is not None and is_canceled():
+                raise InferenceCancelled("Inference cancelled.")
+            tile = torch.as_tensor(insar[:, :, r:r + th, c:c + tw], dtype=torch.float32)[None]
+            if torch.isfinite(tile).any():
+                shifted = xy.clone()
+                shifted[..., 0] -= c * pixel_m
+                shifted[..., 1] += r * pixel_m
+                inputs = network_inputs(tile, torch.as_tensor(los_p[:, :, r:r + th, c:c + tw])[None],
+                                        torch.as_tensor(dem_p[r:r + th, c:c + tw])[None],
+                                        gnss_t, shifted, valid_t, pixel_m, scale_m=scale).to(device)
+                pred = model(inputs) * inputs.scale_m[:, None, None, None]
+                out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
+                weight_sum[r:r + th, c:c + tw] += window
+            done += 1
+            if progress is not None:
+                progress(done / total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = out / weight_sum
+    return result[:, :h, :w].astype(np.float32)
+
+
+def _ceil4(n):
+    return int(np.ceil(n / 4) * 4)
+
+
+def _pad(array, height, width, value):
+    h, w = array.shape[-2:]
+    if (h, w) == (height, width):
+        return array
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, height - h), (0, width - w)]
+    return np.pad(array, pad, constant_values=value)

@@ -1,0 +1,178 @@
+"""The dual-branch CNN of Okada & Fukushima (JpGU 2025): InSAR branch, GNSS branch, fusion.
+
+* InSAR branch (``insar_layers`` = 10 convolutions by default): a small U-Net over the
+  stacked ascending and descending epochs, the tracks' validity masks and LOS unit vectors,
+  with the DEM concatenated as a feature map at full and at quarter resolution (after
+  Rouet-Leduc et al. 2021, Nat. Commun. 12, 6480, who feed the DEM to the network so it can
+  learn the topography-correlated delay).
+* GNSS branch (``gnss_layers`` = 11 by default = ``gnss_temporal_layers`` 1-D convolutions
+  over each station's 121 daily E/N/U samples (+ observed flag), shared by all stations,
+  then 2-D convolutions on the grid). Per-station features are brought onto the grid by
+  Gaussian-kernel weighted averages at several length scales (normalised convolution, Knutsson
+  & Westin 1993), with the kernel weight sums as extra channels that tell the network how far
+  the nearest stations are; stations outside the tile contribute by distance, so tiles see
+  the network around them.
+* Fusion (``fusion_layers`` = 4): concatenated feature maps -> east, north, up in units of
+  the scene's displacement scale (:mod:`.features`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture; saved in model files. ``epochs`` = model epochs T, ``gnss_days`` = D."""
+
+    epochs: int = 16
+    gnss_days: int = 121
+    width: int = 32
+    gnss_width: int = 32
+    insar_layers: int = 10
+    gnss_temporal_layers: int = 6
+    gnss_layers: int = 11
+    fusion_layers: int = 4
+    #: Gaussian length scales [pixels] for spreading station features on the grid
+    gnss_scales_px: tuple = (8.0, 20.0, 50.0)
+
+    def __post_init__(self):
+        if self.insar_layers < 9:
+            raise ValueError("insar_layers must be >= 9 (two-level U-Net plus a bottleneck layer).")
+        if not 1 <= self.gnss_temporal_layers < self.gnss_layers:
+            raise ValueError("gnss_temporal_layers must lie in [1, gnss_layers).")
+        if self.fusion_layers < 2:
+            raise ValueError("fusion_layers must be >= 2.")
+
+    @property
+    def insar_channels(self) -> int:
+        """Input channels of the InSAR branch: 2T epochs + 2 masks + 6 LOS components."""
+        return 2 * self.epochs + 2 + 6
+
+    def to_dict(self):
+        """Plain dict for the model file."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict`; an unknown key raises and lists the valid ones."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown model options {sorted(unknown)}; valid: {sorted(known)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _conv(cin, cout, stride=1, dilation=1):
+    groups = 8 if cout % 8 == 0 else 1
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
+                         nn.GroupNorm(groups, cout), nn.GELU())
+
+
+class InsarBranch(nn.Module):
+    """U-Net over InSAR epochs + masks + LOS, DEM concatenated at two resolutions."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.width
+        self.inp = _conv(cfg.insar_channels + 1, w)
+        self.enc1 = _conv(w, w)
+        self.down1 = _conv(w, 2 * w, stride=2)
+        self.enc2 = _conv(2 * w, 2 * w)
+        self.down2 = _conv(2 * w + 1, 4 * w, stride=2)
+        # 8 fixed layers around the bottleneck; the rest sit at quarter resolution
+        self.bottom = nn.Sequential(*[_conv(4 * w, 4 * w, dilation=2 if i % 2 == 0 else 1)
+                                      for i in range(cfg.insar_layers - 8)])
+        self.dec2 = _conv(6 * w, 2 * w)
+        self.dec1 = _conv(3 * w, w)
+        self.out = _conv(w, w)
+
+    def forward(self, insar, dem):
+        """(B, C, H, W), (B, 1, H, W) -> (B, width, H, W); H, W divisible by 4."""
+        x1 = self.enc1(self.inp(torch.cat([insar, dem], 1)))
+        x2 = self.enc2(self.down1(x1))
+        dem4 = F.avg_pool2d(dem, 2)
+        x3 = self.bottom(self.down2(torch.cat([x2, dem4], 1)))
+        y2 = self.dec2(torch.cat([F.interpolate(x3, size=x2.shape[-2:], mode="bilinear",
+                                                align_corners=False), x2], 1))
+        y1 = self.dec1(torch.cat([F.interpolate(y2, size=x1.shape[-2:], mode="bilinear",
+                                                align_corners=False), x1], 1))
+        return self.out(y1)
+
+
+class GnssBranch(nn.Module):
+    """Temporal 1-D encoder per station -> Gaussian spreading on the grid -> 2-D convolutions."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        g = cfg.gnss_width
+        layers, cin = [], 4
+        for i in range(cfg.gnss_temporal_layers):
+            stride = 2 if 0 < i < cfg.gnss_temporal_layers - 1 else 1
+            layers += [nn.Conv1d(cin, g, 5, stride=stride, padding=2), nn.GELU()]
+            cin = g
+        self.temporal = nn.Sequential(*layers)
+        # the net displacement (last minus first weeks) goes straight to the station feature too
+        self.station = nn.Linear(2 * g + 3, g)
+        self.scales = tuple(cfg.gnss_scales_px)
+        spread_channels = len(self.scales) * (g + 1)
+        spatial = cfg.gnss_layers - cfg.gnss_temporal_layers
+        convs = [_conv(spread_channels, g)] + [_conv(g, g) for _ in range(spatial - 1)]
+        self.spatial = nn.Sequential(*convs)
+
+    def forward(self, gnss, xy, valid, height, width):
+        """gnss (B, S, 4, D), xy (B, S, 2) pixels, valid (B, S) -> (B, gnss_width, H, W)."""
+        b, s, c, d = gnss.shape
+        h = self.temporal(gnss.reshape(b * s, c, d))                         # (B*S, g, d')
+        summary = torch.cat([h.mean(-1), h.amax(-1)], 1)
+        obs = gnss[:, :, 3]                                                  # (B, S, D)
+        def window_mean(part):
+            weight = obs[..., part]
+            return (gnss[:, :, :3, part] * weight[:, :, None]).sum(-1) / weight.sum(-1).clamp_min(1)[:, :, None]
+        net = window_mean(slice(-10, None)) - window_mean(slice(0, 10))      # (B, S, 3)
+        feat = self.station(torch.cat([summary.reshape(b, s, -1), net], -1))  # (B, S, g)
+        feat = feat * valid[..., None]
+        ys = torch.arange(height, device=gnss.device, dtype=feat.dtype) + 0.5
+        xs = torch.arange(width, device=gnss.device, dtype=feat.dtype) + 0.5
+        dx2 = (xs[None, None, :] - xy[..., 0:1]) ** 2                        # (B, S, W)
+        dy2 = (ys[None, None, :] - xy[..., 1:2]) ** 2                        # (B, S, H)
+        maps = []
+        for scale in self.scales:
+            wx = torch.exp(-dx2 / (2 * scale ** 2))
+            wy = torch.exp(-dy2 / (2 * scale ** 2)) * valid[..., None]
+            # separable kernel: sum_s wy[s,h] wx[s,w] f[s,c]
+            num = torch.einsum("bsh,bsw,bsc->bchw", wy, wx, feat)
+            den = torch.einsum("bsh,bsw->bhw", wy, wx)[:, None]
+            maps += [num / (den + 1e-3), torch.log(den + 1e-3)]
+        return self.spatial(torch.cat(maps, 1))
+
+
+class DualBranchNet(nn.Module):
+    """InSAR branch + GNSS branch -> fusion -> (B, 3, H, W) east/north/up in scene scale units."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = cfg
+        self.insar = InsarBranch(cfg)
+        self.gnss = GnssBranch(cfg)
+        w = cfg.width + cfg.gnss_width
+        fusion = [_conv(w, cfg.width)] + [_conv(cfg.width, cfg.width) for _ in range(cfg.fusion_layers - 2)]
+        self.fusion = nn.Sequential(*fusion, nn.Conv2d(cfg.width, 3, 1))
+
+    def forward(self, inputs):
+        """``inputs``: :class:`.features.NetworkInputs`; returns scaled E/N/U (B, 3, H, W)."""
+        h, w = inputs.insar.shape[-2:]
+        if h % 4 or w % 4:
+            raise ValueError(f"Tile size must be divisible by 4, got {h} x {w}.")
+        a = self.insar(inputs.insar, inputs.dem)
+        g = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
+        return self.fusion(torch.cat([a, g], 1))
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,400 @@
+"""Synthetic scenes: megathrust slip, InSAR LOS time series of two tracks, GNSS series, truth.
+
+Everything is generated in torch, batched, from one seed (``torch.Generator`` on the
+target device), so training batches are made on the GPU without files. Conventions in
+:mod:`.conventions`. The physical signal is the Okada (1985) surface displacement
+(:mod:`.okada`) of a rectangular thrust on a shallow-dipping fault, times a slip history
+inside the ``GNSS_DAYS`` window; noise recipes are in :mod:`.noise`.
+
+A scene's frame: ``H x W`` pixels of ``pixel_m``; local coordinates in metres with the
+origin at the scene's upper-left corner, x east, y north (so pixel centres have negative y).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import noise
+from .conventions import GNSS_DAYS
+from .geometry import los_unit_vector
+from .okada import Fault, surface_displacement
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What the scene sampler draws from. Ranges are (low, high); units in the names.
+
+    Defaults follow METHOD.md and go well beyond typical values (atmospheric noise up to
+    30 mm per acquisition) so that a model trained on them holds on other generators.
+    """
+
+    size_px: int = 64
+    pixel_m: float = 1000.0
+    model_epochs: int = 16
+    gnss_days: int = GNSS_DAYS
+    # fault (megathrust): Okada & Fukushima 2025; Nishimura et al. 2013 for slow slips
+    dip_deg: tuple = (5.0, 30.0)
+    rake_deg: tuple = (60.0, 120.0)
+    top_depth_m: tuple = (0.0, 30e3)
+    length_m: tuple = (10e3, 80e3)
+    width_m: tuple = (8e3, 50e3)
+    #: the slip is scaled so that the truth's largest |component| is log-uniform here
+    max_displacement_m: tuple = (1e-3, 1.0)
+    slow_slip_fraction: float = 0.5
+    slow_slip_duration_days: tuple = (3.0, 45.0)
+    # InSAR acquisitions (Sentinel-1: 6 or 12 days revisit)
+    revisit_days: tuple = (6, 12)
+    drop_acquisition_fraction: float = 0.15
+    heading_asc_deg: tuple = (-16.0, -8.0)
+    heading_desc_deg: tuple = (-172.0, -164.0)
+    incidence_deg: tuple = (30.0, 46.0)
+    #: per-acquisition noise (noise.py cites the typical values; these ranges exceed them)
+    turbulence_sigma_m: tuple = (1e-3, 30e-3)
+    correlation_length_m: tuple = (3e3, 40e3)
+    stratified_m_per_m: float = 25e-6
+    ramp_m_per_m: float = 1.5e-6
+    epoch_offset_m: float = 0.05
+    decorrelated_fraction: tuple = (0.0, 0.3)
+    sea_probability: float = 0.4
+    frame_edge_probability: float = 0.25
+    track_dropout_probability: float = 0.15
+    relief_m: tuple = (50.0, 2500.0)
+    # GNSS: METHOD.md (2.3 mm horizontal, 6.8 mm vertical daily scatter); ranges widened
+    station_spacing_m: tuple = (15e3, 35e3)
+    station_margin_m: float = 30e3
+    max_stations: int = 40
+    gnss_white_h_m: tuple = (1e-3, 5e-3)
+    gnss_white_v_m: tuple = (3e-3, 12e-3)
+    gnss_rw_h_m_per_sqrt_day: tuple = (0.0, 0.5e-3)
+    gnss_rw_v_m_per_sqrt_day: tuple = (0.0, 1.5e-3)
+    gnss_common_mode_m: tuple = (0.0, 3e-3)
+    gnss_gap_fraction: tuple = (0.0, 0.2)
+
+    def __post_init__(self):
+        if self.size_px < 8 or self.pixel_m <= 0 or self.model_epochs < 2:
+            raise ValueError(f"Unusable scene configuration: {self}.")
+
+    def to_dict(self):
+        """Plain dict (saved in model files)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of :meth:`to_dict`; unknown keys are an error that lists the valid ones."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"Unknown scene options {sorted(unknown)}; valid: {sorted(known)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def model_epoch_days(config: SceneConfig):
+    """Days (from the window start) of the model's regularly spaced epochs."""
+    return np.linspace(0.0, config.gnss_days - 1, config.model_epochs)
+
+
+@dataclass
+class SceneBatch:
+    """A batch of scenes in physical units (metres), on one device.
+
+    insar_m : (B, 2, A, H, W) cumulative LOS [m] per acquisition (track 0 asc, 1 desc),
+        relative to the track's first acquisition, each acquisition with its own reference
+        offset; NaN where not observed or for padded acquisitions.
+    acq_days : (B, 2, A) acquisition day in the window; NaN for padding.
+    los : (B, 2, 3, H, W) LOS unit vectors (east, north, up), ground -> satellite.
+    dem_m : (B, H, W) elevation [m]; <= 0 is sea.
+    gnss_m : (B, S, D, 3) daily east/north/up [m] with a constant offset per station; NaN gaps.
+    gnss_xy_m : (B, S, 2) station (x, y) in the scene frame [m]; gnss_valid : (B, S) bool.
+    truth_m : (B, 3, H, W) east/north/up displacement from the first to the last day [m].
+    faults : one Fault per scene, in the scene frame; slip_history : (B, D) fraction of slip.
+    """
+
+    insar_m: torch.Tensor
+    acq_days: torch.Tensor
+    los: torch.Tensor
+    dem_m: torch.Tensor
+    gnss_m: torch.Tensor
+    gnss_xy_m: torch.Tensor
+    gnss_valid: torch.Tensor
+    truth_m: torch.Tensor
+    faults: list = field(default_factory=list)
+    slip_history: Optional[torch.Tensor] = None
+    pixel_m: float = 1000.0
+
+
+def _uniform(gen, low, high, size=(), device="cpu"):
+    return low + (high - low) * torch.rand(size, generator=gen, device=device, dtype=torch.float64)
+
+
+def _scalar(gen, low, high, device):
+    return float(_uniform(gen, low, high, (), device))
+
+
+def slip_history(days, onset_day, duration_days):
+    """Fraction of the final slip reached on each day: a step (duration 0) or a linear ramp."""
+    days = np.asarray(days, dtype=np.float64)
+    if duration_days <= 0:
+        return (days >= onset_day).astype(np.float64)
+    return np.clip((days - onset_day) / duration_days, 0.0, 1.0)
+
+
+def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
+    """A thrust on a shallow megathrust whose surface projection lies around the scene centre.
+
+    Unit slip; the caller scales it to the target maximum displacement.
+    """
+    size_m = config.size_px * config.pixel_m
+    strike = _scalar(gen, 0.0, 360.0, device)
+    dip = _scalar(gen, *config.dip_deg, device)
+    length = _scalar(gen, *config.length_m, device)
+    width = _scalar(gen, *config.width_m, device)
+    depth = _scalar(gen, *config.top_depth_m, device)
+    # centre of the fault's surface projection within the central 60 % of the scene
+    cx = _scalar(gen, 0.2 * size_m, 0.8 * size_m, device)
+    cy = -_scalar(gen, 0.2 * size_m, 0.8 * size_m, device)
+    s, d = math.radians(strike), math.radians(dip)
+    half_horizontal = 0.5 * width * math.cos(d)
+    # top-edge centre = projection centre moved half the horizontal width up-dip (to the left)
+    east = cx + half_horizontal * (-math.cos(s))
+    north = cy + half_horizontal * math.sin(s)
+    return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
+                 width=width, rake=_scalar(gen, *config.rake_deg, device), slip=1.0)
+
+
+def sample_stations(gen, config: SceneConfig, device="cpu"):
+    """Random network: ~uniform density at a random spacing, over the scene plus a margin.
+
+    Returns (S, 2) station (x, y) [m] in the scene frame (a jittered grid, which keeps
+    stations apart as real networks do, e.g. GEONET at ~20-25 km).
+    """
+    size_m = config.size_px * config.pixel_m
+    spacing = _scalar(gen, *config.station_spacing_m, device)
+    margin = config.station_margin_m
+    n = max(1, int(math.ceil((size_m + 2 * margin) / spacing)))
+    ij = torch.stack(torch.meshgrid(torch.arange(n, device=device), torch.arange(n, device=device),
+                                    indexing="ij"), -1).reshape(-1, 2).double()
+    offset = _uniform(gen, 0.0, spacing, (2,), device)
+    jitter = _uniform(gen, -0.35 * spacing, 0.35 * spacing, ij.shape, device)
+    xy = ij * spacing + offset + jitter - margin
+    xy[:, 1] = -xy[:, 1]
+    inside = (xy[:, 0] > -margin) & (xy[:, 0] < size_m + margin) & (xy[:, 1] < margin) & (xy[:, 1] > -size_m - margin)
+    return xy[inside]
+
+
+def _acquisition_days(gen, config, device):
+    revisit = config.revisit_days[int(torch.randint(len(config.revisit_days), (1,), generator=gen, device=device))]
+    start = _scalar(gen, 0.0, revisit, device)
+    days = np.arange(start, config.gnss_days - 1 + 1e-9, revisit)
+    keep = torch.rand(len(days), generator=gen, device=device).cpu().numpy() >= config.drop_acquisition_fraction
+    keep[0] = keep[-1] = True     # the window is spanned by the series
+    return days[keep]
+
+
+class SceneSampler:
+    """Draws batches of scenes (see :class:`SceneBatch`) on a device from a seed.
+
+    ``dem_m`` (optional, numpy 2-D [m] on a grid of ``config.pixel_m``) and ``stations_xy_m``
+    (optional, (S, 2) in the same frame as the DEM's upper-left origin) make the scenes use a
+    user's topography (random crops) and GNSS network (shifted with the crop).
+    """
+
+    def __init__(self, config: SceneConfig = SceneConfig(), seed: int = 0, device="cpu",
+                 dem_m: Optional[np.ndarray] = None, stations_xy_m: Optional[np.ndarray] = None):
+        self.config = config
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        n = config.size_px
+        if dem_m is not None and (dem_m.shape[0] < n or dem_m.shape[1] < n):
+            raise ValueError(f"The DEM ({dem_m.shape[1]} x {dem_m.shape[0]} px) is smaller than one "
+                             f"scene ({n} x {n} px of {config.pixel_m:g} m).")
+        self.dem_m = None if dem_m is None else torch.as_tensor(np.nan_to_num(dem_m, nan=0.0), device=self.device)
+        self.stations_xy_m = None if stations_xy_m is None else torch.as_tensor(
+            stations_xy_m, dtype=torch.float64, device=self.device)
+        y, x = torch.meshgrid(torch.arange(n, device=self.device, dtype=torch.float64),
+                              torch.arange(n, device=self.device, dtype=torch.float64), indexing="ij")
+        self.pixel_x = (x + 0.5) * config.pixel_m
+        self.pixel_y = -(y + 0.5) * config.pixel_m
+
+    def _dem(self, count):
+        cfg, gen, n = self.config, self.generator, self.config.size_px
+        if self.dem_m is None:
+            relief = _uniform(gen, *cfg.relief_m, (count,), self.device).float()
+            dem = noise.fractal_dem((count, n, n), cfg.pixel_m, relief, generator=gen, device=self.device)
+            offsets = [(0, 0)] * count
+        else:
+            h, w = self.dem_m.shape
+            rows = torch.randint(h - n + 1, (count,), generator=gen, device=self.device).tolist()
+            cols = torch.randint(w - n + 1, (count,), generator=gen, device=self.device).tolist()
+            dem = torch.stack([self.dem_m[r:r + n, c:c + n] for r, c in zip(rows, cols)]).float()
+            offsets = list(zip(rows, cols))
+        return dem, offsets
+
+    def sample(self, batch_size: int) -> SceneBatch:
+        """Draw ``batch_size`` scenes."""
+        cfg, gen, dev = self.config, self.generator, self.device
+        n, days = cfg.size_px, cfg.gnss_days
+        size_m = n * cfg.pixel_m
+        dem, offsets = self._dem(batch_size)
+        if self.dem_m is None:
+            dem = self._add_sea(dem)
+
+        day_axis = np.arange(days, dtype=np.float64)
+        truths, faults, histories, station_sets, station_disp = [], [], [], [], []
+        for b in range(batch_size):
+            fault = sample_fault(gen, cfg, dev)
+            if self.stations_xy_m is None:
+                xy = sample_stations(gen, cfg, dev)
+            else:
+                r, c = offsets[b]
+                xy = self.stations_xy_m.clone()
+                xy[:, 0] -= c * cfg.pixel_m
+                xy[:, 1] += r * cfg.pixel_m
+            xy = self._drop_sea_stations(xy, dem[b])[: cfg.max_stations]
+            east = torch.cat([self.pixel_x.reshape(-1), xy[:, 0]])
+            north = torch.cat([self.pixel_y.reshape(-1), xy[:, 1]])
+            ue, un, uu = surface_displacement(fault, east, north)
+            disp = torch.stack([ue, un, uu])                         # (3, n*n + S)
+            peak = float(disp[:, : n * n].abs().max())
+            target = math.exp(_scalar(gen, math.log(cfg.max_displacement_m[0]),
+                                      math.log(cfg.max_displacement_m[1]), dev))
+            scale = target / peak if peak > 0 else 0.0
+            disp = disp * scale
+            faults.append(fault.scaled(scale))
+            truths.append(disp[:, : n * n].reshape(3, n, n))
+            station_sets.append(xy)
+            station_disp.append(disp[:, n * n:].T)                   # (S, 3)
+            onset = _scalar(gen, 5.0, days - 10.0, dev)
+            slow = _scalar(gen, 0.0, 1.0, dev) < cfg.slow_slip_fraction
+            duration = _scalar(gen, *cfg.slow_slip_duration_days, dev) if slow else 0.0
+            duration = min(duration, days - 1 - onset)
+            histories.append(slip_history(day_axis, onset, duration))
+        truth = torch.stack(truths).float()
+        history = torch.as_tensor(np.stack(histories), device=dev)
+
+        los, insar, acq = self._insar(truth, dem, history)
+        gnss, gnss_xy, gnss_valid = self._gnss(station_sets, station_disp, history)
+        return SceneBatch(insar_m=insar, acq_days=acq, los=los, dem_m=dem, gnss_m=gnss,
+                          gnss_xy_m=gnss_xy, gnss_valid=gnss_valid, truth_m=truth, faults=faults,
+                          slip_history=history, pixel_m=cfg.pixel_m)
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _add_sea(self, dem):
+        """Sea on one side of a random coastline in some scenes (megathrusts are coastal)."""
+        cfg, gen, dev = self.config, self.generator, self.device
+        count, n = dem.shape[0], cfg.size_px
+        has_sea = torch.rand(count, generator=gen, device=dev) < cfg.sea_probability
+        angle = _uniform(gen, 0, 2 * math.pi, (count,), dev).float()
+        position = _uniform(gen, 0.15, 0.6, (count,), dev).float()
+        u = (torch.arange(n, device=dev).float() + 0.5) / n - 0.5
+        yy, xx = torch.meshgrid(u, u, indexing="ij")
+        side = xx[None] * torch.cos(angle)[:, None, None] + yy[None] * torch.sin(angle)[:, None, None]
+        sea = has_sea[:, None, None] & (side > (0.5 - position)[:, None, None])
+        return torch.where(sea, torch.zeros_like(dem), dem.clamp_min(1.0))
+
+    def _drop_sea_stations(self, xy, dem):
+        """Stations stand on land: drop those over sea pixels of this scene."""
+        n, px = self.config.size_px, self.config.pixel_m
+        col = torch.floor(xy[:, 0] / px).long()
+        row = torch.floor(-xy[:, 1] / px).long()
+        inside = (col >= 0) & (col < n) & (row >= 0) & (row < n)
+        land = torch.ones_like(inside)
+        land[inside] = dem[row[inside], col[inside]] > 0
+        return xy[land]
+
+    def _insar(self, truth, dem, history):
+        cfg, gen, dev = self.config, self.generator, self.device
+        count, n = truth.shape[0], cfg.size_px
+        acquisitions = [[_acquisition_days(gen, cfg, dev) for _ in range(2)] for _ in range(count)]
+        a_max = max(len(d) for pair in acquisitions for d in pair)
+        insar = torch.full((count, 2, a_max, n, n), float("nan"), device=dev)
+        acq = torch.full((count, 2, a_max), float("nan"), device=dev, dtype=torch.float64)
+        los = torch.empty((count, 2, 3, n, n), device=dev)
+        u = (torch.arange(n, device=dev, dtype=torch.float64) + 0.5) / n - 0.5
+        for b in range(count):
+            drop_track = -1
+            if _scalar(gen, 0, 1, dev) < cfg.track_dropout_probability:
+                drop_track = int(torch.randint(2, (1,), generator=gen, device=dev))
+            valid_common = self._coverage(dem[b])
+            for t, heading_range in enumerate((cfg.heading_asc_deg, cfg.heading_desc_deg)):
+                heading = _scalar(gen, *heading_range, dev)
+                centre_inc = _scalar(gen, cfg.incidence_deg[0] + 2, cfg.incidence_deg[1] - 2, dev)
+                # incidence grows across the swath, ~15 deg over 250 km (Sentinel-1 IW)
+                # position along the (right-looking) look azimuth heading + 90 deg; rows run south
+                across = (u[None, :] * math.cos(math.radians(heading))
+                          + u[:, None] * math.sin(math.radians(heading)))
+                inc = centre_inc + 15.0 * (n * cfg.pixel_m / 250e3) * across
+                e, nn, up = los_unit_vector(heading, inc.cpu().numpy())
+                vec = torch.as_tensor(np.stack([e, nn, up]), device=dev).float()
+                los[b, t] = vec
+                days = acquisitions[b][t]
+                k = len(days)
+                acq[b, t, :k] = torch.as_tensor(days, device=dev)
+                hist = torch.as_tensor(np.interp(days, np.arange(cfg.gnss_days), history[b].cpu().numpy()),
+                                       device=dev).float()
+                signal = (truth[b] * vec).sum(0)                                # LOS of the truth
+                delay = self._delays(k, dem[b])                                 # (k, n, n)
+                series = hist[:, None, None] * signal + delay - delay[:1]
+                series = series + _uniform(gen, -cfg.epoch_offset_m, cfg.epoch_offset_m, (k, 1, 1), dev).float()
+                valid = valid_common & noise.decorrelation_mask(
+                    (n, n), cfg.pixel_m, _scalar(gen, *cfg.decorrelated_fraction, dev), generator=gen, device=dev)
+                if t == drop_track:
+                    valid = torch.zeros_like(valid)
+                insar[b, t, :k] = torch.where(valid, series, torch.full_like(series, float("nan")))
+        return los, insar, acq
+
+    def _coverage(self, dem):
+        """Pixels the radar frame covers and where there is land (no phase over the sea)."""
+        cfg, gen, dev = self.config, self.generator, self.device
+        n = cfg.size_px
+        valid = dem > 0
+        if _scalar(gen, 0, 1, dev) < cfg.frame_edge_probability:
+            angle = _scalar(gen, 0, 2 * math.pi, dev)
+            u = (torch.arange(n, device=dev).float() + 0.5) / n - 0.5
+            yy, xx = torch.meshgrid(u, u, indexing="ij")
+            valid = valid & (xx * math.cos(angle) + yy * math.sin(angle) < _scalar(gen, 0.2, 0.5, dev))
+        return valid
+
+    def _delays(self, k, dem):
+        """Atmospheric + orbital delay of each acquisition (before referencing), (k, n, n) [m]."""
+        cfg, gen, dev = self.config, self.generator, self.device
+        n = cfg.size_px
+        sigma = _scalar(gen, *cfg.turbulence_sigma_m, dev)
+        corr = _scalar(gen, *cfg.correlation_length_m, dev)
+        kind = "powerlaw" if _scalar(gen, 0, 1, dev) < 0.5 else "exponential"
+        sigmas = sigma * _uniform(gen, 0.5, 1.5, (k,), dev).float()
+        turb = noise.turbulence((k, n, n), cfg.pixel_m, sigmas, corr, kind=kind, generator=gen, device=dev)
+        coeff = _uniform(gen, -1, 1, (k,), dev).float() * _scalar(gen, 0, cfg.stratified_m_per_m, dev)
+        strat = noise.stratified(dem.expand(k, n, n), coeff)
+        ramps = noise.ramp((k, n, n), cfg.pixel_m, _uniform(gen, 0, cfg.ramp_m_per_m, (k,), dev).float(),
+                           generator=gen, device=dev)
+        return turb + strat + ramps
+
+    def _gnss(self, station_sets, station_disp, history):
+        cfg, gen, dev = self.config, self.generator, self.device
+        count, days = len(station_sets), cfg.gnss_days
+        s_max = max(1, max(len(xy) for xy in station_sets))
+        gnss = torch.full((count, s_max, days, 3), float("nan"), device=dev)
+        gnss_xy = torch.zeros((count, s_max, 2), device=dev)
+        valid = torch.zeros((count, s_max), dtype=torch.bool, device=dev)
+        for b, (xy, disp) in enumerate(zip(station_sets, station_disp)):
+            s = len(xy)
+            if s == 0:
+                continue
+            signal = history[b].float()[None, :, None] * disp.float()[:, None, :]   # (S, D, 3)
+            sample = lambda rng: _scalar(gen, *rng, dev)  # noqa: E731
+            err = noise.gnss_noise((s, days), sample(cfg.gnss_white_h_m), sample(cfg.gnss_white_v_m),
+                                   sample(cfg.gnss_rw_h_m_per_sqrt_day), sample(cfg.gnss_rw_v_m_per_sqrt_day),
+                                   common_mode_m=sample(cfg.gnss_common_mode_m), generator=gen, device=dev)
+            offset = _uniform(gen, -1.0, 1.0, (s, 1, 3), dev).float()
+            observed = noise.gnss_gaps((s, days), sample(cfg.gnss_gap_fraction), generator=gen, device=dev)
+            series = signal + err + offset
+            gnss[b, :s] = torch.where(observed[..., None], series, torch.full_like(series, float("nan")))
+            gnss_xy[b, :s] = xy.float()
+            valid[b, :s] = True
+        return gnss, gnss_xy, valid

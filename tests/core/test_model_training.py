@@ -1,0 +1,170 @@
+"""The CNN, its training loop (incl. DDP under torchrun) and its model files."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from insar_gnss_3d.core.features import resample_epochs
+from insar_gnss_3d.core.model import DualBranchNet, ModelConfig
+from insar_gnss_3d.core.modelfile import ModelFileError, load_model, read_model_file, save_model
+from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+from insar_gnss_3d.core.train import Trainer, TrainConfig, TrainingCancelled, batch_to_inputs, select_device
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_SCENE = {"size_px": 32, "model_epochs": 4, "max_stations": 12}
+TINY_MODEL = {"width": 8, "gnss_width": 8}
+
+
+def tiny_config(tmp_path, **kw):
+    base = dict(samples=8, epochs=2, batch_size=4, validation_samples=4, learning_rate=3e-3,
+                checkpoint_dir=str(tmp_path / "ckpt"), scene=dict(TINY_SCENE), model=dict(TINY_MODEL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_batch():
+    scene = SceneConfig.from_dict(TINY_SCENE)
+    return scene, batch_to_inputs(SceneSampler(scene, seed=3).sample(4), scene)
+
+
+def test_shapes_and_gradients_flow_through_both_branches(tiny_batch):
+    scene, (inputs, target) = tiny_batch
+    model = DualBranchNet(ModelConfig(epochs=scene.model_epochs, **TINY_MODEL))
+    inputs.insar.requires_grad_(True)
+    inputs.gnss.requires_grad_(True)
+    out = model(inputs)
+    assert out.shape == target.shape == (4, 3, 32, 32)
+    out.abs().mean().backward()
+    assert inputs.insar.grad.abs().sum() > 0
+    assert inputs.gnss.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_layer_counts_follow_the_abstract():
+    cfg = ModelConfig()
+    model = DualBranchNet(cfg)
+    count = lambda m: sum(isinstance(x, (torch.nn.Conv1d, torch.nn.Conv2d)) for x in m.modules())
+    assert (count(model.insar), count(model.gnss), count(model.fusion)) == (10, 11, 4)
+
+
+def test_short_training_lowers_the_loss_on_a_fixed_batch(tiny_batch, tmp_path):
+    scene, (inputs, target) = tiny_batch
+    trainer = Trainer(tiny_config(tmp_path))
+    first = trainer.train_step(inputs, target)
+    for _ in range(40):
+        last = trainer.train_step(inputs, target)
+    assert last < 0.7 * first
+
+
+def test_checkpoint_resume_gives_the_same_state(tmp_path):
+    full = Trainer(tiny_config(tmp_path / "a", epochs=2))
+    full.fit()
+    part = Trainer(tiny_config(tmp_path / "b", epochs=1))
+    part.fit()
+    resumed = Trainer(tiny_config(tmp_path / "b", epochs=2))
+    resumed.fit()
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_cancel_keeps_a_checkpoint_and_writes_no_model(tmp_path):
+    calls = []
+    trainer = Trainer(tiny_config(tmp_path), is_canceled=lambda: len(calls) > 2,
+                      progress=lambda f, m: calls.append(f))
+    out = tmp_path / "model.pt"
+    with pytest.raises(TrainingCancelled):
+        trainer.fit(str(out))
+    assert not out.exists()
+    assert (tmp_path / "ckpt" / "checkpoint_rank0.pt").exists()
+
+
+def test_model_file_round_trip(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, epochs=1))
+    path = tmp_path / "m.pt"
+    trainer.fit(str(path))
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "insar_gnss_3d-model"
+    model, scene, meta = load_model(str(path))
+    assert scene.model_epochs == TINY_SCENE["model_epochs"]
+    assert set(meta["validation"]) >= {"val_mssim_east", "val_mssim_north", "val_mssim_up"}
+    for a, b in zip(model.state_dict().values(), trainer.model.state_dict().values()):
+        torch.testing.assert_close(a, b.cpu())
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Evil.marker}",))
+
+
+def test_a_pickle_carrying_code_is_refused_and_not_run(tmp_path):
+    _Evil.marker = str(tmp_path / "pwned")
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "insar_gnss_3d-model", "payload": _Evil()}, path)
+    with pytest.raises(ModelFileError, match="carries code|not an InSAR"):
+        read_model_file(str(path))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_foreign_and_truncated_files_are_refused(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(ModelFileError, match="not an InSAR-GNSS 3D model"):
+        read_model_file(str(foreign))
+    model = DualBranchNet(ModelConfig(epochs=4, **TINY_MODEL))
+    good = tmp_path / "good.pt"
+    save_model(str(good), model, SceneConfig.from_dict(TINY_SCENE), {})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(ModelFileError):
+        read_model_file(str(truncated))
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    with pytest.raises(ModelFileError):
+        read_model_file(str(text))
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        select_device("cuda")
+    assert select_device("auto").type == "cpu"
+
+
+def test_resample_epochs_is_linear_in_time():
+    days = torch.tensor([[[0.0, 12.0, 24.0, float("nan")]]], dtype=torch.float64)
+    series = torch.zeros((1, 1, 4, 2, 2))
+    series[0, 0, :3] = torch.tensor([0.0, 1.2, 2.4])[:, None, None]
+    out = resample_epochs(series, days, np.array([0.0, 6.0, 18.0, 30.0]))
+    np.testing.assert_allclose(out[0, 0, :, 0, 0].numpy(), [0.0, 0.6, 1.8, 2.4], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train_and_rank0_weights_load(tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "plugins"), OMP_NUM_THREADS="1")
+    import json
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "insar_gnss_3d.core.train", "--output", str(out), "--samples", "16", "--epochs", "1",
+           "--batch-size", "4", "--validation-samples", "4", "--device", "cpu",
+           "--checkpoint-dir", str(tmp_path / "ckpt"),
+           "--scene", json.dumps(TINY_SCENE), "--model", json.dumps(TINY_MODEL)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "world size 2" in proc.stdout
+    payload = torch.load(out, weights_only=True)
+    assert payload["training"]["world_size"] == 2
+    load_model(str(out))
+    # both ranks hold the same weights after DDP's gradient averaging
+    r0 = torch.load(tmp_path / "ckpt" / "checkpoint_rank0.pt", weights_only=True)["model"]
+    r1 = torch.load(tmp_path / "ckpt" / "checkpoint_rank1.pt", weights_only=True)["model"]
+    for k in r0:
+        torch.testing.assert_close(r0[k], r1[k])
