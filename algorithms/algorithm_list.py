@@ -4,4 +4,6 @@
 def algorithm_classes():
     """Classes of every algorithm, in toolbox order."""
     from .okada_displacement import OkadaDisplacementAlgorithm
-    return [OkadaDisplacementAlgorithm]
+    from .import_gnss import ImportGnssAlgorithm
+    from .interpolate_gnss import InterpolateGnssAlgorithm
+    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm]
