@@ -2,10 +2,10 @@
 
 import numpy as np
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterExtent, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
-                       QgsRectangle)
+                       QgsProcessingMultiStepFeedback, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsRectangle)
 
 from .common import (InsarGnssAlgorithm, check_canceled, load_styled, output_path,
                      require_projected, transform_extent, utm_crs_for)
@@ -30,7 +30,8 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
         "<b>GNSS</b>: points in the GNSS format (one per station per day; fields chosen with "
         "STATION_FIELD, DATE_FIELD, EAST_FIELD, NORTH_FIELD, UP_FIELD, metres).<br>"
         "<b>Grid</b>: REFERENCE (a raster whose grid and CRS are reused, e.g. an InSAR "
-        "layer), or EXTENT with PIXEL_SIZE [m] in the UTM zone of the extent centre; with "
+        "layer; EXTENT and PIXEL_SIZE are then ignored), or EXTENT with PIXEL_SIZE [m] in the "
+        "UTM zone of the extent centre; with "
         "neither, the stations' bounding box plus 10 %. Interpolation always runs in metres "
         "(the local UTM zone when the grid is geographic).<br>"
         "<b>METHOD</b>: thin_plate (biharmonic / minimum-curvature spline, Sandwell 1987; "
@@ -70,6 +71,8 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
         """Output grid: (x0, y0, dx, dy, width, height, crs) in the output CRS."""
         reference = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         if reference is not None:
+            if _given(parameters.get(self.EXTENT)):
+                feedback.pushInfo("REFERENCE given: its grid is used, EXTENT and PIXEL_SIZE are ignored.")
             ext = reference.extent()
             width, height = reference.width(), reference.height()
             if width * height > MAX_PIXELS:
@@ -111,8 +114,10 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
         from ..core.geometry import Grid, utm_epsg
         from ..core.raster import RasterWriter, write_diverging_style
 
+        steps = QgsProcessingMultiStepFeedback(2, feedback)
         wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
-        series = read_gnss_layer(self, parameters, context, wgs84, feedback)
+        series = read_gnss_layer(self, parameters, context, wgs84, steps)
+        steps.setCurrentStep(1)
         check_canceled(feedback)
         method = self.parameterAsEnumString(parameters, self.METHOD, context) or self.METHODS[0]
         end_days = self.parameterAsInt(parameters, self.END_DAYS, context)
@@ -163,7 +168,7 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
                     raise QgsProcessingException(f"GNSS: {exc}") from None
                 max_up = max(max_up, float(np.nanmax(np.abs(block[2]))))
                 writer.write(block, row0, 0)
-                feedback.setProgress(100.0 * (row0 + rows) / height)
+                steps.setProgress(100.0 * (row0 + rows) / height)
             writer.commit()
         load_styled(context, path, write_diverging_style(path, 3, max_up))
         return {self.OUTPUT: path}
