@@ -188,7 +188,7 @@ def sample_stations(gen, config: SceneConfig, device="cpu"):
 
 def _acquisition_days(gen, config, device):
     revisit = config.revisit_days[int(torch.randint(len(config.revisit_days), (1,), generator=gen, device=device))]
-    start = _scalar(gen, 0.0, revisit, device)
+    start = int(_scalar(gen, 0.0, revisit, device))     # acquisitions fall on whole days
     days = np.arange(start, config.gnss_days - 1 + 1e-9, revisit)
     keep = torch.rand(len(days), generator=gen, device=device).cpu().numpy() >= config.drop_acquisition_fraction
     keep[0] = keep[-1] = True     # the window is spanned by the series
@@ -398,3 +398,38 @@ class SceneSampler:
             gnss_xy[b, :s] = xy.float()
             valid[b, :s] = True
         return gnss, gnss_xy, valid
+
+
+@dataclass
+class SceneArrays:
+    """One scene as numpy arrays, acquisitions without padding (what files are made of).
+
+    insar_m : list of two (A_k, H, W) arrays (asc, desc); acq_days : list of two (A_k,) int
+    arrays; los (2, 3, H, W); dem_m (H, W); gnss_m (S, D, 3); gnss_xy_m (S, 2) scene frame;
+    truth_m (3, H, W); fault (Fault, scene frame); onset_day, duration_days.
+    """
+
+    insar_m: list
+    acq_days: list
+    los: np.ndarray
+    dem_m: np.ndarray
+    gnss_m: np.ndarray
+    gnss_xy_m: np.ndarray
+    truth_m: np.ndarray
+    fault: Fault
+    slip_history: np.ndarray
+
+
+def scene_arrays(batch: SceneBatch, index: int = 0) -> SceneArrays:
+    """Scene ``index`` of a batch as :class:`SceneArrays`."""
+    insar, days = [], []
+    for t in range(2):
+        d = batch.acq_days[index, t].cpu().numpy()
+        keep = np.isfinite(d)
+        days.append(np.round(d[keep]).astype(int))
+        insar.append(batch.insar_m[index, t, : keep.sum()].cpu().numpy())
+    valid = batch.gnss_valid[index].cpu().numpy()
+    return SceneArrays(insar, days, batch.los[index].cpu().numpy(), batch.dem_m[index].cpu().numpy(),
+                       batch.gnss_m[index, valid].cpu().numpy(), batch.gnss_xy_m[index, valid].cpu().numpy(),
+                       batch.truth_m[index].cpu().numpy(), batch.faults[index],
+                       batch.slip_history[index].cpu().numpy())

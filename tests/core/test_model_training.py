@@ -57,7 +57,7 @@ def test_layer_counts_follow_the_abstract():
 
 def test_short_training_lowers_the_loss_on_a_fixed_batch(tiny_batch, tmp_path):
     scene, (inputs, target) = tiny_batch
-    trainer = Trainer(tiny_config(tmp_path))
+    trainer = Trainer(tiny_config(tmp_path, epochs=40))   # 80 scheduled steps
     first = trainer.train_step(inputs, target)
     for _ in range(40):
         last = trainer.train_step(inputs, target)
@@ -67,10 +67,13 @@ def test_short_training_lowers_the_loss_on_a_fixed_batch(tiny_batch, tmp_path):
 def test_checkpoint_resume_gives_the_same_state(tmp_path):
     full = Trainer(tiny_config(tmp_path / "a", epochs=2))
     full.fit()
-    part = Trainer(tiny_config(tmp_path / "b", epochs=1))
-    part.fit()
+    interrupted = Trainer(tiny_config(tmp_path / "b", epochs=2))
+    interrupted.is_canceled = lambda: interrupted.epoch >= 1      # stop after the first epoch
+    with pytest.raises(TrainingCancelled):
+        interrupted.fit()
     resumed = Trainer(tiny_config(tmp_path / "b", epochs=2))
     resumed.fit()
+    assert resumed.history["epoch"] == [1, 2]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
