@@ -183,3 +183,15 @@ def test_interpolation_refuses_too_few_or_collinear_stations():
         interpolate_gnss([0, 1, 2], [0, 1, 2], [1.0, 2.0, 3.0], [0.5], [0.5], method="linear")
     with pytest.raises(ValueError, match="thin_plate, linear, nearest"):
         interpolate_gnss([0, 1, 2], [0, 1, 0], [1.0, 2.0, 3.0], [0.5], [0.5], method="kriging")
+
+
+def test_core_modules_import_without_qgis():
+    """core/ never imports qgis (it runs on GPU servers without QGIS)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['qgis'] = None\n"
+            "import insar_gnss_3d.core.metrics, insar_gnss_3d.core.baselines, "
+            "insar_gnss_3d.core.insar_io, insar_gnss_3d.core.report\n"
+            "assert not any(m.startswith('qgis.') for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**__import__("os").environ,
+                   "PYTHONPATH": ":".join(sys.path)})
