@@ -6,4 +6,7 @@ def algorithm_classes():
     from .okada_displacement import OkadaDisplacementAlgorithm
     from .import_gnss import ImportGnssAlgorithm
     from .interpolate_gnss import InterpolateGnssAlgorithm
-    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm]
+    from .decompose_los import DecomposeLosAlgorithm
+    from .project_los import ProjectLosAlgorithm
+    from .evaluate_displacement import EvaluateDisplacementAlgorithm
+    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm]
