@@ -11,7 +11,8 @@
   Gaussian-kernel weighted averages at several length scales (normalised convolution, Knutsson
   & Westin 1993), with the kernel weight sums as extra channels that tell the network how far
   the nearest stations are; stations outside the tile contribute by distance, so tiles see
-  the network around them.
+  the network around them. The spreading and the 2-D convolutions run at quarter resolution
+  (the station field is smooth at the 15-35 km station spacing) and are upsampled bilinearly.
 * Fusion (``fusion_layers`` = 4): concatenated feature maps -> east, north, up in units of
   the scene's displacement scale (:mod:`.features`).
 """
@@ -136,10 +137,13 @@ class GnssBranch(nn.Module):
         net = window_mean(slice(-10, None)) - window_mean(slice(0, 10))      # (B, S, 3)
         feat = self.station(torch.cat([summary.reshape(b, s, -1), net], -1))  # (B, S, g)
         feat = feat * valid[..., None]
-        ys = torch.arange(height, device=gnss.device, dtype=feat.dtype) + 0.5
-        xs = torch.arange(width, device=gnss.device, dtype=feat.dtype) + 0.5
-        dx2 = (xs[None, None, :] - xy[..., 0:1]) ** 2                        # (B, S, W)
-        dy2 = (ys[None, None, :] - xy[..., 1:2]) ** 2                        # (B, S, H)
+        # the station field is smooth: spread and convolve at quarter resolution, then upsample
+        f = 4
+        hq, wq = -(-height // f), -(-width // f)
+        ys = (torch.arange(hq, device=gnss.device, dtype=feat.dtype) + 0.5) * f
+        xs = (torch.arange(wq, device=gnss.device, dtype=feat.dtype) + 0.5) * f
+        dx2 = (xs[None, None, :] - xy[..., 0:1]) ** 2                        # (B, S, W/4)
+        dy2 = (ys[None, None, :] - xy[..., 1:2]) ** 2                        # (B, S, H/4)
         maps = []
         for scale in self.scales:
             wx = torch.exp(-dx2 / (2 * scale ** 2))
@@ -148,7 +152,8 @@ class GnssBranch(nn.Module):
             num = torch.einsum("bsh,bsw,bsc->bchw", wy, wx, feat)
             den = torch.einsum("bsh,bsw->bhw", wy, wx)[:, None]
             maps += [num / (den + 1e-3), torch.log(den + 1e-3)]
-        return self.spatial(torch.cat(maps, 1))
+        low = self.spatial(torch.cat(maps, 1))
+        return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)
 
 
 class DualBranchNet(nn.Module):

@@ -144,9 +144,14 @@ class Trainer:
         total = self.steps_per_epoch * cfg.epochs
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate,
                                            weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer, max_lr=cfg.learning_rate, total_steps=total,
-            pct_start=cfg.warmup_fraction, anneal_strategy="cos")
+        warmup = max(1, int(cfg.warmup_fraction * total))
+
+        def lr_factor(step):
+            # linear warm-up, then cosine decay to 2 % (Loshchilov & Hutter 2017, SGDR)
+            progress = min(step, total) / total
+            return min(1.0, (step + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported()
                           else torch.float16)
@@ -292,7 +297,7 @@ def build_parser():
     p.add_argument("--samples", type=int, default=d.samples, help="scenes per epoch, all ranks together")
     p.add_argument("--epochs", type=int, default=d.epochs, help="number of epochs (the final epoch's weights are kept)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="scenes per step and rank")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate, help="peak AdamW learning rate (one-cycle schedule)")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate, help="peak AdamW learning rate (warm-up, then cosine decay)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     p.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of (1 - SSIM) in the loss")
     p.add_argument("--validation-samples", type=int, default=d.validation_samples, help="fixed-seed validation scenes")
