@@ -1,0 +1,109 @@
+"""Training throughput on this machine for the default recipe, and what it costs to ship.
+
+``run()`` is called by ``bench/run_bench.py``; ``python bench/bench_training.py`` runs it
+alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pixels of
+1 km, 16 model epochs; ``ModelConfig()``: width 32; batch 16):
+
+* training: scenes per second through forward + backward + AdamW step (``Trainer.train_step``)
+  on one fixed batch, best of ``steps`` after a warm-up step;
+* generation: scenes per second of ``SceneSampler.sample(16)`` plus ``batch_to_inputs``
+  (everything between the seed and the network's inputs), best of ``repeats``;
+* their ratio generation / training: on-the-fly data must not be the bottleneck (goal >= 5);
+* inference: seconds for one model-sized tile (64 x 64, the training scene) and for one
+  128 x 128 tile (``predict_scene``'s default tile), best of ``repeats``;
+* the parameter count and the size of the model file.
+
+Best-of timings, because the machine may be shared: the minimum is the least disturbed run.
+The load average is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+
+def _best(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run(batch_size=16, steps=3, repeats=3, device="cpu"):
+    """Measure; print and return a dict of the figures."""
+    import numpy as np
+    import torch
+
+    from insar_gnss_3d.core.infer import predict_scene
+    from insar_gnss_3d.core.model import parameter_count
+    from insar_gnss_3d.core.modelfile import save_model
+    from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+    from insar_gnss_3d.core.train import TrainConfig, Trainer, batch_to_inputs
+
+    scene = SceneConfig()
+    cfg = TrainConfig(samples=batch_size, epochs=1, batch_size=batch_size, validation_samples=1,
+                      device=device, checkpoint_dir="", resume=False)
+    trainer = Trainer(cfg)
+    sampler = SceneSampler(scene, seed=123, device=trainer.device)
+
+    def generate():
+        with torch.no_grad():
+            return batch_to_inputs(sampler.sample(batch_size), scene)
+
+    inputs, target = generate()                     # warm-up (FFT plans, allocations)
+    gen_s = _best(generate, repeats)
+    trainer.train_step(inputs, target)              # warm-up (autograd graph, allocator)
+    train_s = _best(lambda: trainer.train_step(inputs, target), steps)
+    train_rate = batch_size / train_s
+    gen_rate = batch_size / gen_s
+
+    model = trainer.model.eval()
+    batch = sampler.sample(1)
+    from insar_gnss_3d.core.features import resample_epochs
+    from insar_gnss_3d.core.synthetic import model_epoch_days
+    epochs = resample_epochs(batch.insar_m, batch.acq_days, model_epoch_days(scene))[0].numpy()
+    valid = batch.gnss_valid[0].numpy()
+    gnss, xy = batch.gnss_m[0, valid].numpy(), batch.gnss_xy_m[0, valid].numpy()
+    los, dem = batch.los[0].numpy(), batch.dem_m[0].numpy()
+
+    def infer(tile):
+        reps = -(-tile // scene.size_px)
+        e = np.tile(epochs, (1, 1, reps, reps))[..., :tile, :tile]
+        lo = np.tile(los, (1, 1, reps, reps))[..., :tile, :tile]
+        de = np.tile(dem, (reps, reps))[:tile, :tile]
+        return lambda: predict_scene(model, e, lo, de, gnss, xy, scene.pixel_m, tile_px=tile,
+                                     device=trainer.device)
+
+    infer(scene.size_px)()
+    infer_64 = _best(infer(scene.size_px), repeats)
+    infer_128 = _best(infer(128), repeats)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "m.pt")
+        save_model(path, model, scene, {})
+        file_bytes = os.path.getsize(path)
+
+    result = {"device": str(trainer.device), "threads": torch.get_num_threads(),
+              "load_average": os.getloadavg()[0], "batch_size": batch_size,
+              "train_scenes_per_s": train_rate, "generate_scenes_per_s": gen_rate,
+              "generation_over_training": gen_rate / train_rate,
+              "infer_64px_s": infer_64, "infer_128px_s": infer_128,
+              "parameters": parameter_count(model), "model_file_bytes": file_bytes}
+    print(f"Training, default recipe ({scene.size_px} px scenes, width {model.config.width}, batch "
+          f"{batch_size}) on {result['device']} with {result['threads']} threads, load average "
+          f"{result['load_average']:.1f}:")
+    print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {steps})")
+    print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {repeats})")
+    print(f"  generation / training = {result['generation_over_training']:.1f}x (goal >= 5x)")
+    print(f"  inference  {1e3 * infer_64:.0f} ms per {scene.size_px} x {scene.size_px} tile, "
+          f"{1e3 * infer_128:.0f} ms per 128 x 128 tile")
+    print(f"  model      {result['parameters']:,} parameters, file {file_bytes / 1e6:.2f} MB")
+    return result
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,215 @@
+"""core.benchmark: the paper's evaluation (CNN vs asc/desc decomposition vs GNSS interpolation).
+
+The model is an untrained tiny network (the tests check the plumbing and the bookkeeping, not
+the skill); scenes are 32 x 32 pixels.
+"""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from insar_gnss_3d.core import benchmark as B
+from insar_gnss_3d.core.geometry import los_unit_vector
+
+REPO = Path(__file__).resolve().parents[2]
+helpers = __import__("importlib").util.spec_from_file_location(
+    "helpers_scenes", REPO / "tests" / "helpers_scenes.py")
+H = __import__("importlib").util.module_from_spec(helpers)
+helpers.loader.exec_module(H)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return H.untrained_model(tmp_path_factory.mktemp("bench") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def two_scenes(model_path):
+    calls, kept = [], []
+    rows = B.run_benchmark(model_path, 2, 5, "cpu", lambda f, m: calls.append((f, m)), None,
+                           on_scene=kept.append)
+    return rows, calls, kept
+
+
+def test_rows_cover_every_scene_component_and_method(two_scenes):
+    rows, calls, kept = two_scenes
+    assert len(rows) == 2 * 3 * 3
+    assert all(tuple(r) == B.COLUMNS for r in rows)
+    keys = {(r["scene"], r["component"], r["method"]) for r in rows}
+    assert keys == {(s, c, m) for s in (0, 1) for c in B.COMPONENTS for m in B.METHODS}
+    assert [f for f, _ in calls] == [0.5, 1.0]
+    assert "scene 2/2" in calls[-1][1]
+
+
+def test_scores_are_those_of_the_fields(two_scenes):
+    from insar_gnss_3d.core.metrics import rmse, ssim
+    rows, _, kept = two_scenes
+    for result in kept:
+        truth = result.truth
+        assert result.max_abs_m == pytest.approx(float(np.abs(truth).max()))
+        for r in result.rows:
+            k = B.COMPONENTS.index(r["component"])
+            pred = result.predictions[r["method"]][k]
+            assert r["max_abs_truth_m"] == pytest.approx(float(np.abs(truth[k]).max()))
+            assert r["max_abs_scene_m"] == pytest.approx(result.max_abs_m)
+            assert r["rmse_m"] == pytest.approx(rmse(pred, truth[k]), nan_ok=True)
+            if np.isfinite(pred).any():
+                t64 = truth[k].astype(np.float64)
+                data_range = float(t64.max() - t64.min())
+                assert r["mssim"] == pytest.approx(ssim(pred, truth[k], data_range=data_range))
+                assert r["coverage"] == pytest.approx(np.isfinite(pred).mean())
+
+
+def test_decomposition_never_gives_north_and_cnn_covers_everything(two_scenes):
+    rows, _, kept = two_scenes
+    for r in rows:
+        if r["method"] == "decomposition" and r["component"] == "north":
+            assert math.isnan(r["mssim"]) and math.isnan(r["rmse_m"]) and r["coverage"] == 0.0
+        if r["method"] in ("cnn", "interpolation"):
+            assert math.isfinite(r["mssim"]) and r["coverage"] == 1.0
+    for result in kept:
+        assert not np.isfinite(result.predictions["decomposition"][1]).any()
+
+
+def test_same_seed_same_scenes_other_seed_other_scenes(model_path, two_scenes):
+    rows, _, _ = two_scenes
+    again = B.run_benchmark(model_path, 1, 5, "cpu", None, None)
+    assert len(again) == 9
+    for a, b in zip(again, rows[:9]):
+        assert (a["scene"], a["component"], a["method"]) == (b["scene"], b["component"], b["method"])
+        for key in ("mssim", "rmse_m", "max_abs_truth_m", "coverage"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9, nan_ok=True)
+    other = B.run_benchmark(model_path, 1, 6, "cpu", None, None)
+    assert other[0]["max_abs_scene_m"] != rows[0]["max_abs_scene_m"]
+
+
+def test_cancel_raises_before_the_next_scene(model_path):
+    seen = []
+    with pytest.raises(B.BenchmarkCancelled, match="after 1 of 3"):
+        B.run_benchmark(model_path, 3, 0, "cpu", lambda f, m: seen.append(f), lambda: len(seen) >= 1)
+    assert seen == [pytest.approx(1 / 3)]
+
+
+def test_overrides_that_change_the_network_input_are_refused(model_path):
+    with pytest.raises(ValueError, match="model_epochs"):
+        B.run_benchmark(model_path, 1, 0, "cpu", None, None, {"model_epochs": 8})
+    with pytest.raises(ValueError, match="Unknown scene options"):
+        B.run_benchmark(model_path, 1, 0, "cpu", None, None, {"turbulence": 1})
+    with pytest.raises(ValueError, match="Unknown generator recipe"):
+        B.recipe_options("gentle")
+
+
+def test_stress_recipe_uses_real_relief_and_both_tracks(model_path):
+    overrides, dem = B.recipe_options("stress")
+    kept = []
+    rows = B.run_benchmark(model_path, 2, 1, "cpu", None, None, overrides, dem_path=dem, on_scene=kept.append)
+    for result in kept:   # no track dropout: the decomposition has data somewhere
+        assert np.isfinite(result.predictions["decomposition"][[0, 2]]).any()
+    assert all(math.isfinite(r["mssim"]) for r in rows if r["method"] == "decomposition"
+               and r["component"] != "north")
+
+
+def test_dem_for_scenes_on_the_bundled_dem():
+    dem, grid = B.dem_for_scenes(B.KYUSHU_DEM, 1000.0)
+    assert dem.shape == (grid.height, grid.width)
+    assert grid.pixel_size == 1000.0
+    assert "32652" in grid.crs_wkt or "UTM zone 52N" in grid.crs_wkt
+    assert 180 < grid.width < 230 and 200 < grid.height < 240     # 2 x 2 degrees at 33 N
+    assert np.isfinite(dem).all() and dem.min() == 0.0            # sea = 0 m
+    assert 1000.0 < dem.max() < 2000.0                            # Kuju / Aso: ~1700 m at 1 km
+    assert 0.2 < (dem > 0).mean() < 0.8
+
+
+def test_reference_to_gnss_removes_the_track_offset_exactly():
+    h = w = 20
+    pixel = 1000.0
+    unit = np.stack([np.full((h, w), v) for v in los_unit_vector(-12.0, 39.0)])
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = np.stack([1e-3 * xx, -5e-4 * yy, 2e-3 * np.ones((h, w))])
+    los = (unit * truth).sum(0)
+    xy = np.array([[2500.0, -3500.0], [15500.0, -12500.0], [60e3, -5e3]])   # the last is outside
+    rows, cols = (-xy[:, 1] // pixel).astype(int), (xy[:, 0] // pixel).astype(int)
+    net = np.stack([truth[:, min(r, h - 1), min(c, w - 1)] for r, c in zip(rows, cols)])
+    net[2] = 99.0                              # outside the scene: must not be used
+    referenced, note = B.reference_to_gnss(los + 0.037, unit, net, xy, pixel)
+    assert note == ""
+    assert_allclose(referenced, los, atol=1e-12)
+    # no station inside: the median is removed and the note says so
+    referenced, note = B.reference_to_gnss(los + 0.037, unit, net[2:], xy[2:], pixel)
+    assert "median" in note
+    assert np.nanmedian(referenced) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_summary_medians_and_win_rates():
+    rows = []
+    for scene, (scene_max, cnn, dec, itp) in enumerate([(0.002, 0.1, 0.2, 0.3), (0.05, 0.9, 0.5, 0.6),
+                                                        (0.2, 0.8, 0.7, 0.95)]):
+        for comp in B.COMPONENTS:
+            for method, value in (("cnn", cnn), ("decomposition", float("nan") if comp == "north" else dec),
+                                  ("interpolation", itp)):
+                rows.append({"scene": scene, "component": comp, "max_abs_truth_m": scene_max,
+                             "method": method, "mssim": value, "rmse_m": 0.001 * (scene + 1),
+                             "max_abs_scene_m": scene_max, "coverage": 1.0})
+    s = {(x["subset"], x["method"], x["component"]): x for x in B.summarize(rows)}
+    assert s["all", "cnn", "east"]["median_mssim"] == pytest.approx(0.8)
+    assert s["max > 10 mm", "cnn", "east"]["median_mssim"] == pytest.approx(0.85)
+    assert s["max > 10 mm", "cnn", "east"]["scenes"] == 2
+    assert s["all", "decomposition", "east"]["cnn_wins"] == pytest.approx(2 / 3)
+    assert s["all", "interpolation", "up"]["cnn_wins"] == pytest.approx(1 / 3)
+    assert s["all", "decomposition", "north"]["scored"] == 0
+    assert math.isnan(s["all", "decomposition", "north"]["median_mssim"])
+    assert math.isnan(s["all", "cnn", "east"]["cnn_wins"])
+    text = B.summary_text(B.summarize(rows))
+    assert "max > 10 mm" in text and "interpolation" in text
+
+
+def test_csv_round_trip_and_atomic_write(two_scenes, tmp_path):
+    rows, _, _ = two_scenes
+    path = str(tmp_path / "t.csv")
+    B.write_csv(path, rows)
+    assert not os.path.exists(path + ".part")
+    with open(path) as f:
+        assert f.readline().strip() == ",".join(B.COLUMNS)
+    back = B.read_csv(path)
+    assert len(back) == len(rows)
+    for a, b in zip(back, rows):
+        assert a["scene"] == b["scene"] and a["method"] == b["method"]
+        assert a["mssim"] == pytest.approx(b["mssim"], rel=1e-5, nan_ok=True)
+
+
+def test_report_embeds_the_figure_summary_and_examples(two_scenes):
+    rows, _, kept = two_scenes
+    keeper = B.ExampleKeeper()
+    for result in kept:
+        keeper(result)
+    assert 1 <= len(keeper.examples) <= 2
+    text = B.report_html(rows, keeper.examples, {"Model": "tiny.pt"})
+    assert text.count("data:image/png;base64,") == 1 + len(keeper.examples)
+    assert "median mSSIM east" in text and "max &gt; 10 mm" in text and "tiny.pt" in text
+
+
+def test_core_benchmark_imports_without_qgis():
+    code = "import sys; sys.modules['qgis'] = None; import insar_gnss_3d.core.benchmark"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "plugins"))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_command_line_prints_the_summary(model_path, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "plugins"))
+    csv_path, html_path = tmp_path / "cli.csv", tmp_path / "cli.html"
+    proc = subprocess.run([sys.executable, "-m", "insar_gnss_3d.core.benchmark", "--model", model_path,
+                           "--scenes", "2", "--seed", "3", "--device", "cpu", "--csv", str(csv_path),
+                           "--report", str(html_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    header, *lines = proc.stdout.strip().split("\n")
+    assert "east mSSIM" in header and "up RMSE" not in header
+    assert [line.split()[0:2] for line in lines[:3]] == [["all", m] for m in B.METHODS]
+    assert len(B.read_csv(str(csv_path))) == 18
+    assert "data:image/png;base64," in html_path.read_text()
