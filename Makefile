@@ -58,7 +58,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
 
 demo: setup
-	$(PY) scripts/demo.py --output $(BUILD)/demo
+	$(PY) scripts/demo.py --output $(BUILD)/demo $(DEMO_ARGS)
 
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check pyrocko
