@@ -61,24 +61,48 @@ demo: setup
 	$(PY) scripts/demo.py --output $(BUILD)/demo $(DEMO_ARGS)
 
 bench: setup
-	$(PY) -m pip install -q --disable-pip-version-check pyrocko
+	@# peers timed beside our code (not plugin dependencies); a failed install only skips them
+	$(PY) -m pip install -q --disable-pip-version-check pyrocko "numpy<2" \
+		|| echo "pyrocko could not be installed: bench_okada will skip it"
 	$(PY) bench/run_bench.py
 
 deploy: setup
+	@dest="$(QGIS_PROFILE)/python/plugins/insar_gnss_3d"; \
+	if [ -e "$$dest" ] && [ ! -L "$$dest" ]; then \
+		echo "$$dest exists and is not a link (a copy installed from a zip?): remove it, then rerun"; \
+		exit 1; fi
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"
 	ln -sfn $(ROOT) "$(QGIS_PROFILE)/python/plugins/insar_gnss_3d"
-	/usr/bin/python3 -m pip install -q --disable-pip-version-check \
+	@# QGIS runs the system Python: fill deps/ with its pip (plugin.py appends deps/ to sys.path)
+	/usr/bin/python3 -m pip install -q --disable-pip-version-check --upgrade \
 		--target "$(ROOT)/deps" -r requirements-plugin.txt
+	@# as QGIS will: system Python, deps/ put on sys.path by plugin.py, a lazily imported part
+	/usr/bin/python3 -c "from insar_gnss_3d.plugin import add_dependency_dir; add_dependency_dir(); \
+		import torch; torch.broadcast_shapes((2, 1), (1, 3)); \
+		print('torch', torch.__version__, 'loads from', torch.__file__)" \
+		|| { echo "torch in $(ROOT)/deps does not load with the sys.path order plugin.py gives it"; \
+		     echo "(deps/ must come before the system site-packages, whose older sympy breaks torch)"; \
+		     exit 1; }
 	@echo "Linked into $(QGIS_PROFILE)/python/plugins; dependencies in $(ROOT)/deps."
 	@echo "Restart QGIS and enable 'InSAR-GNSS 3D' in Plugins > Manage and Install Plugins."
 
+ZIP := $(ROOT)/dist/insar_gnss_3d-$(VERSION).zip
+
 package:
-	rm -rf $(BUILD)/package && mkdir -p $(BUILD)/package/insar_gnss_3d dist
-	git archive --format=tar HEAD $$(cat scripts/package_files.txt) | tar -x -C $(BUILD)/package/insar_gnss_3d
-	cd $(BUILD)/package && rm -f $(ROOT)/dist/insar_gnss_3d-$(VERSION).zip && \
-		zip -qr $(ROOT)/dist/insar_gnss_3d-$(VERSION).zip insar_gnss_3d
-	@ls -l dist/insar_gnss_3d-$(VERSION).zip
-	@test $$(stat -c %s dist/insar_gnss_3d-$(VERSION).zip) -lt 26214400 || { echo "zip over 25 MB"; exit 1; }
+	@# committed files only (git archive HEAD) of the paths listed in scripts/package_files.txt
+	rm -rf $(BUILD)/package && mkdir -p $(BUILD)/package/insar_gnss_3d $(ROOT)/dist
+	git archive --format=tar HEAD $$(grep -v -e '^#' -e '^[[:space:]]*$$' scripts/package_files.txt) \
+		| tar -x -C $(BUILD)/package/insar_gnss_3d
+	rm -f $(ZIP) && cd $(BUILD)/package && zip -qrX $(ZIP) insar_gnss_3d
+	unzip -tq $(ZIP)
+	/usr/bin/python3 -c "import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); \
+		bad = [n for n in names if not n.startswith('insar_gnss_3d/') or '__pycache__' in n \
+		       or n.endswith('.pyc') or n.startswith('insar_gnss_3d/tests/')]; \
+		need = [n for n in ('LICENSE', 'metadata.txt', '__init__.py', 'plugin.py') \
+		        if 'insar_gnss_3d/' + n not in names]; \
+		sys.exit('bad entries %s, missing %s' % (bad, need) if bad or need else 0)" $(ZIP)
+	@test $$(stat -c %s $(ZIP)) -lt 26214400 || { echo "$(ZIP) is over 25 MB"; exit 1; }
+	@ls -l $(ZIP)
 
 clean:
 	rm -rf $(BUILD) dist .pytest_cache
