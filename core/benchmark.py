@@ -193,29 +193,43 @@ def cnn_inputs(batch, scene):
             "gnss_xy_m": batch.gnss_xy_m[0, valid].cpu().numpy(), "pixel_m": float(batch.pixel_m)}
 
 
-def _station_pixels(xy_m, pixel_m, shape):
-    """(row, col, inside) of station positions in the scene frame (y north, origin top-left)."""
-    col = np.floor(xy_m[:, 0] / pixel_m).astype(int)
-    row = np.floor(-xy_m[:, 1] / pixel_m).astype(int)
-    inside = (row >= 0) & (row < shape[0]) & (col >= 0) & (col < shape[1])
-    return np.clip(row, 0, shape[0] - 1), np.clip(col, 0, shape[1] - 1), inside
+def sample_at(field_m, xy_m, pixel_m):
+    """Values of (..., H, W) fields at points of the scene frame, NaN outside or next to NaN.
+
+    Bilinear between the four surrounding pixel centres (pixel (r, c) has its centre at
+    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``); within half a pixel of the border the
+    nearest pixel. Returns (..., S).
+    """
+    h, w = field_m.shape[-2:]
+    u = xy_m[:, 0] / pixel_m - 0.5                    # column coordinate of pixel centres
+    v = -xy_m[:, 1] / pixel_m - 0.5                   # row coordinate
+    inside = (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    u = np.clip(u, 0.0, w - 1.0)
+    v = np.clip(v, 0.0, h - 1.0)
+    c0 = np.minimum(np.floor(u).astype(int), max(w - 2, 0))
+    r0 = np.minimum(np.floor(v).astype(int), max(h - 2, 0))
+    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
+    fu, fv = u - c0, v - r0
+    out = ((1 - fv) * ((1 - fu) * field_m[..., r0, c0] + fu * field_m[..., r0, c1])
+           + fv * ((1 - fu) * field_m[..., r1, c0] + fu * field_m[..., r1, c1]))
+    return np.where(inside, out, np.nan)
 
 
 def reference_to_gnss(los_m, unit, net_m, xy_m, pixel_m):
     """Remove a track's reference offset by tying it to GNSS; (referenced LOS, note).
 
-    ``offset = median over stations inside the valid area of (InSAR LOS - GNSS net
-    displacement projected on the LOS)``, the usual way to put InSAR in a GNSS frame (e.g.
-    MintPy's reference point on a GNSS station, here with all stations for robustness).
-    Without such a station, the scene's median LOS is removed instead (LiCSBAS-like
-    reference area = the whole scene), and the note says so.
+    ``offset = median over stations on valid InSAR of (InSAR LOS - GNSS net displacement
+    projected on the LOS)``, InSAR and LOS vector interpolated bilinearly at each station
+    (:func:`sample_at`): the usual way to put InSAR in a GNSS frame (MintPy's reference
+    point on a GNSS station), here with all stations for robustness. Without such a station,
+    the scene's median LOS is removed instead (a LiCSBAS-like reference area = the whole
+    scene), and the note says so.
 
     los_m (H, W) [m]; unit (3, H, W) LOS unit vectors; net_m (S, 3) [m]; xy_m (S, 2) [m].
     """
-    row, col, inside = _station_pixels(xy_m, pixel_m, los_m.shape)
-    insar = los_m[row, col]
-    projected = (unit[:, row, col].T * net_m).sum(1)
-    usable = inside & np.isfinite(insar) & np.isfinite(projected)
+    insar = sample_at(los_m, xy_m, pixel_m)
+    projected = (sample_at(unit, xy_m, pixel_m).T * net_m).sum(1)
+    usable = np.isfinite(insar) & np.isfinite(projected)
     if usable.any():
         return los_m - float(np.median(insar[usable] - projected[usable])), ""
     with warnings.catch_warnings():

@@ -16,10 +16,6 @@ from osgeo import ogr, osr
 from insar_gnss_3d.core.benchmark import COLUMNS, KYUSHU_DEM, METHODS
 from insar_gnss_3d.core.modelfile import load_model
 
-REPO = Path(__file__).resolve().parents[2]
-_spec = __import__("importlib").util.spec_from_file_location("helpers_scenes", REPO / "tests" / "helpers_scenes.py")
-helpers = __import__("importlib").util.module_from_spec(_spec)
-_spec.loader.exec_module(helpers)
 
 TINY = {"SAMPLES": 8, "EPOCHS": 2, "BATCH_SIZE": 4, "VALIDATION_SAMPLES": 4, "LEARNING_RATE": 3e-3,
         "SEED": 1, "DEVICE": "cpu", "SCENE_SIZE_PX": 32, "WIDTH": 8,
@@ -62,6 +58,17 @@ def _check_report(path):
     assert "data:image/png;base64," in text
     assert "parameters" in text and "MB" in text and "learning_rate" in text
     return text
+
+
+def untrained_model(path):
+    """A tiny untrained network (32 x 32 scenes, 4 epochs, width 8) saved as a model file."""
+    from insar_gnss_3d.core.model import DualBranchNet, ModelConfig
+    from insar_gnss_3d.core.modelfile import save_model
+    from insar_gnss_3d.core.synthetic import SceneConfig
+
+    scene = SceneConfig(size_px=32, model_epochs=4, max_stations=12)
+    save_model(str(path), DualBranchNet(ModelConfig(epochs=4, width=8, gnss_width=8)), scene, {})
+    return str(path)
 
 
 # --------------------------------------------------------------------------- trainmodel
@@ -110,7 +117,7 @@ def test_trainmodel_other_recipe_does_not_resume_a_checkpoint(run_alg, tmp_path)
 
 
 def test_trainmodel_fine_tunes_an_init_model(run_alg, tmp_path):
-    init = helpers.untrained_model(tmp_path / "init.pt")
+    init = untrained_model(tmp_path / "init.pt")
     out = tmp_path / "ft.pt"
     params = {k: v for k, v in TINY.items() if k not in ("WIDTH", "OPTIONS", "SCENE_SIZE_PX")}
     run_alg("trainmodel", {**params, "EPOCHS": 1, "INIT_MODEL": init, "OUTPUT": str(out), "REPORT": None})
@@ -177,7 +184,7 @@ def test_trainmodel_through_qgis_process_with_dem_and_stations(qgis_process, tmp
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    return helpers.untrained_model(tmp_path_factory.mktemp("benchmark") / "tiny.pt")
+    return untrained_model(tmp_path_factory.mktemp("benchmark") / "tiny.pt")
 
 
 def _read_table(path):
