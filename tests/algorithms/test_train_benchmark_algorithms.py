@@ -179,6 +179,16 @@ def test_trainmodel_through_qgis_process_with_dem_and_stations(qgis_process, tmp
     assert "GNSS network: 5 stations" in text and "DEM: " in text
 
 
+def test_trainmodel_with_stations_only_centres_the_network(run_alg, tmp_path):
+    feedback = _feedback()
+    out = tmp_path / "st.pt"
+    params = {**TINY, "EPOCHS": 1, "STATIONS": _stations_gpkg(tmp_path / "st.gpkg"), "OUTPUT": str(out),
+              "REPORT": None}
+    run_alg("trainmodel", params, feedback=feedback)
+    assert "GNSS network: 5 stations from STATIONS." in feedback.messages
+    _check_model_file(out)
+
+
 # --------------------------------------------------------------------------- benchmarkmodel
 
 
