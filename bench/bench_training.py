@@ -14,7 +14,8 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 * the parameter count and the size of the model file.
 
 Best-of timings, because the machine may be shared: the minimum is the least disturbed run.
-The load average is printed with the figures.
+The load average is printed with the figures. ``python bench/bench_training.py 1`` measures
+with one torch thread.
 """
 
 from __future__ import annotations
@@ -33,10 +34,17 @@ def _best(fn, repeats):
     return best
 
 
-def run(batch_size=16, steps=3, repeats=3, device="cpu"):
-    """Measure; print and return a dict of the figures."""
+def run(batch_size=16, steps=3, repeats=3, device="cpu", threads=None):
+    """Measure; print and return a dict of the figures.
+
+    ``threads``: torch CPU threads (None = torch's default, all cores). On a shared machine
+    ``threads=1`` gives steadier figures: two threads on two busy cores oversubscribe them.
+    """
     import numpy as np
     import torch
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
 
     from insar_gnss_3d.core.infer import predict_scene
     from insar_gnss_3d.core.model import parameter_count
@@ -106,4 +114,5 @@ def run(batch_size=16, steps=3, repeats=3, device="cpu"):
 
 
 if __name__ == "__main__":
-    run()
+    import sys
+    run(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None)
