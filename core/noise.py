@@ -26,11 +26,14 @@ Default working values (module constants) and where they come from
     long-wavelength (orbital) residual gradient, METHOD.md; quadratic terms after
     Fattahi & Amelung (2014) [7].
 ``GNSS_WHITE_H_M`` = 2.3 mm, ``GNSS_WHITE_V_M`` = 6.8 mm
-    daily scatter of a GEONET station (METHOD.md); white + random-walk model of
-    Mao et al. (1999) [8], Williams (2003) [9], Fukuda et al. (2008) [10].
+    daily scatter of a GEONET station (METHOD.md); white noise is largest in the
+    vertical (Mao et al. 1999 [8]).
 ``GNSS_RW_H_M_PER_SQRT_DAY``, ``GNSS_RW_V_M_PER_SQRT_DAY``
     1 and 2 mm/sqrt(yr) converted to per sqrt(day) (divide by sqrt(365.25)): the order of
-    the monument random walk discussed by Williams (2003) [9] and Mao et al. (1999) [8].
+    the monument random walk in Williams (2003) [9]; the white + random-walk model is the
+    one the project cites (Williams 2003 [9]; Fukuda et al. 2008 [10]). Mao et al. (1999)
+    [8] find flicker rather than random walk as the coloured part of global series;
+    flicker noise is not modelled here.
 ``GNSS_COMMON_MODE_M`` = 0
     the common-mode error is removed with the Wdowinski et al. (1997) [11] stacking
     filter in practice (METHOD.md), so none is added unless asked for.
@@ -632,9 +635,9 @@ def gnss_noise(shape: Sequence[int], white_h_m: Amplitude, white_v_m: Amplitude,
 
     Notes
     -----
-    ``x[d] = w[d] + r[d] + c[d]`` with ``w`` white (Mao et al. 1999 [8]), ``r`` a random
-    walk that starts at 0 on day 0 (``r[d] = sum of d steps``; Williams 2003 [9], Fukuda et
-    al. 2008 [10]) and ``c`` the common mode. For lags ``n >= 1``,
+    ``x[d] = w[d] + r[d] + c[d]`` with ``w`` white, ``r`` a random walk that starts at 0 on
+    day 0 (``r[d] = sum of d steps``; Williams 2003 [9], Fukuda et al. 2008 [10]) and ``c``
+    the common mode. Flicker noise (Mao et al. 1999 [8]) is not modelled. For lags ``n >= 1``,
     ``Var(x[d + n] - x[d]) = 2 (white^2 + common^2) + rw^2 n``. The three random draws
     (white, steps, common mode) always happen, whatever the amplitudes.
     """

@@ -134,7 +134,7 @@ def test_padding_keeps_opposite_edges_apart():
 def test_powerlaw_large_scales_slope():
     # crossover wavelength (0.5 px) below the pixel: the whole band is in the large-scale
     # regime, 1-D beta = 5/3, 2-D slope -8/3 (Hanssen 2001).
-    x = noise.turbulence((64, 256, 256), 1000.0, 0.01, 500.0, generator=gen(5), dtype=F64).numpy()
+    x = noise.turbulence((32, 256, 256), 1000.0, 0.01, 500.0, generator=gen(5), dtype=F64).numpy()
     k, p = radial_psd(x)
     np.testing.assert_allclose(loglog_slope(k, p, 4, 64), -8.0 / 3.0, atol=0.12)
     k1, p1 = profile_psd(x)
@@ -144,7 +144,7 @@ def test_powerlaw_large_scales_slope():
 def test_powerlaw_small_scales_slope():
     # crossover wavelength (1000 px) far above the map: small-scale regime, 1-D beta = 8/3,
     # 2-D slope -11/3.
-    x = noise.turbulence((64, 256, 256), 1000.0, 0.01, 1e6, generator=gen(6), dtype=F64).numpy()
+    x = noise.turbulence((32, 256, 256), 1000.0, 0.01, 1e6, generator=gen(6), dtype=F64).numpy()
     k, p = radial_psd(x)
     np.testing.assert_allclose(loglog_slope(k, p, 4, 64), -11.0 / 3.0, atol=0.12)
     k1, p1 = profile_psd(x)
@@ -155,7 +155,7 @@ def test_powerlaw_spectrum_bends_at_corr_length():
     # crossover inside the band (16 px): the measured spectrum follows the documented PSD
     # k^-8/3 (1 + (k L)^2)^-1/2 on both sides of k = 1/L, i.e. no residual trend.
     length_px = 16
-    x = noise.turbulence((64, 256, 256), 100.0, 0.01, length_px * 100.0, generator=gen(7),
+    x = noise.turbulence((32, 256, 256), 100.0, 0.01, length_px * 100.0, generator=gen(7),
                          dtype=F64).numpy()
     k, p = radial_psd(x)
     sel = np.arange(4, 100)
@@ -372,10 +372,10 @@ def test_gnss_gaps_limits():
 
 @pytest.mark.parametrize("beta", [2.0, 2.6])
 def test_fractal_dem_relief_and_spectrum(beta):
-    relief = torch.linspace(100.0, 3000.0, 32, dtype=F64)
-    dem = noise.fractal_dem((32, 256, 256), 500.0, relief, beta=beta, generator=gen(24),
+    relief = torch.linspace(100.0, 3000.0, 16, dtype=F64)
+    dem = noise.fractal_dem((16, 256, 256), 500.0, relief, beta=beta, generator=gen(24),
                             dtype=F64).numpy()
-    p1, p99 = np.percentile(dem.reshape(32, -1), [1, 99], axis=1)
+    p1, p99 = np.percentile(dem.reshape(16, -1), [1, 99], axis=1)
     np.testing.assert_allclose(p99 - p1, relief.numpy(), rtol=1e-9)         # exact per map
     np.testing.assert_allclose(dem.min(axis=(1, 2)), 0.01 * relief.numpy(), rtol=1e-9)  # all land
     k, p = radial_psd(dem)
