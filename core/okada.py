@@ -63,7 +63,7 @@ NEAR_VERTICAL_COS = 3e-4
 BLOCK_POINTS = 8192
 
 #: Points per block for the torch kernel (GPU, autograd): bounds temporary memory.
-TORCH_BLOCK_POINTS = 1 << 20
+TORCH_BLOCK_POINTS = 1 << 18
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
@@ -433,7 +433,22 @@ _POOL = None
 _POOL_LOCK = threading.Lock()
 
 
-def _workers() -> int:
+_TORCH_INHERITED = False
+
+
+def _forget_pool_after_fork():
+    """A forked child (e.g. a DataLoader worker) has none of the parent's threads; nor has
+    torch's OpenMP pool, so torch ops hang there unless torch.set_num_threads(1)."""
+    global _POOL, _POOL_LOCK, _TORCH_INHERITED
+    _POOL, _POOL_LOCK = None, threading.Lock()
+    _TORCH_INHERITED = "torch" in sys.modules
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _cores() -> int:
     """Cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -441,33 +456,57 @@ def _workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _workers() -> int:
+    """Threads for one call: the cores, or fewer where torch was told to use fewer
+    (torch.set_num_threads, as DataLoader workers do)."""
+    torch = sys.modules.get("torch")
+    cores = _cores()
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return max(1, min(cores, torch.get_num_threads()))
+    return cores
+
+
 def _pool():
-    """The module's thread pool (one worker per core), created on first use."""
+    """The module's thread pool (one thread per core), created on first use."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="okada")
+            _POOL = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="okada")
     return _POOL
 
 
 def _numpy_displacement(plan, east, north):
-    """(3, n) float64 displacement at 1-D float64 arrays, blocks spread over the cores."""
+    """(3, n) float64 displacement at 1-D float64 arrays, blocks spread over the cores.
+
+    The calling thread and up to ``_workers() - 1`` pool threads take blocks from a shared
+    queue until it is empty (a core slowed by other processes simply takes fewer blocks).
+    """
     n = east.shape[0]
     out = np.empty((3, n))
-    ops = _NumpyOps(_torch())
+    torch = _torch()
+    if torch is not None and _TORCH_INHERITED and torch.get_num_threads() != 1:
+        torch = None                       # forked child: numpy's own atan2 and log
+    ops = _NumpyOps(torch)
+    starts = iter(range(0, n, BLOCK_POINTS))
+    take = threading.Lock()
 
-    def run(start):
-        stop = min(start + BLOCK_POINTS, n)
-        with np.errstate(all="ignore"):  # discarded branches (masked 0/0) and NaN corners
-            out[:, start:stop] = _block(ops, plan, east[start:stop], north[start:stop])
+    def work():
+        with np.errstate(all="ignore"):  # masked 0/0 in unused branches, NaN corners
+            while True:
+                with take:
+                    start = next(starts, None)
+                if start is None:
+                    return
+                stop = min(start + BLOCK_POINTS, n)
+                out[:, start:stop] = _block(ops, plan, east[start:stop], north[start:stop])
 
-    starts = range(0, n, BLOCK_POINTS)
-    if len(starts) > 1 and _workers() > 1:
-        for future in [_pool().submit(run, start) for start in starts]:
+    helpers = min(_workers(), -(-n // BLOCK_POINTS)) - 1
+    futures = [_pool().submit(work) for _ in range(helpers)]
+    try:
+        work()
+    finally:
+        for future in futures:
             future.result()
-    else:
-        for start in starts:
-            run(start)
     return out
 
 

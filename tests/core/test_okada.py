@@ -296,6 +296,43 @@ def test_many_points_in_blocks_match_small_calls():
     assert_allclose(whole, pieces, rtol=1e-12, atol=1e-15 * np.nanmax(np.abs(whole)), equal_nan=True)
 
 
+_FORK_CHILD = r"""
+import os, sys
+import numpy as np
+sys.path.insert(0, {plugins!r})
+from insar_gnss_3d.core.okada import Fault, surface_displacement
+fault = Fault(east=0.0, north=0.0, depth=5e3, strike=200.0, dip=15.0, length=40e3,
+              width=25e3, rake=90.0, slip=1.0)
+e, n = np.random.default_rng(0).uniform(-1e5, 1e5, (2, 100000))
+parent = np.array(surface_displacement(fault, e, n))        # thread pool and torch in use
+for threads in (None, 1):                                   # plain fork; DataLoader-style
+    pid = os.fork()
+    if pid == 0:
+        if threads is not None:
+            import torch
+            torch.set_num_threads(threads)
+        child = np.array(surface_displacement(fault, e, n))
+        same = np.allclose(child, parent, rtol=1e-12, atol=1e-14 * np.abs(parent).max())
+        os._exit(0 if same else 3)
+    assert os.waitpid(pid, 0)[1] == 0
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_usable_in_forked_children():
+    """After a fork (multiprocessing, DataLoader workers) the parent's thread pool and
+    torch's OpenMP threads are gone: the call must neither hang nor change its values."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    plugins = str(Path(__file__).resolve().parents[2] / "build" / "plugins")
+    proc = subprocess.run([sys.executable, "-c", _FORK_CHILD.format(plugins=plugins)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
 # ---------------------------------------------------------------------------------------
 # vertical faults and singular points
 # ---------------------------------------------------------------------------------------
