@@ -23,8 +23,8 @@ Singular points
     * ``R + xi = 0`` (surface trace of a surface-breaking fault and its prolongation
       beyond the start): ``y~ q / (R (R + xi))`` takes its limit along the surface,
       ``2 sin(dip)``, and ``d~ q / (R (R + xi)) = 0``. ``R + eta`` never vanishes at the
-      surface of a valid fault. Both are formed without cancellation (``R + x =
-      (R^2 - x^2) / (R - x)`` for negative ``x``).
+      surface of a valid fault. Both reciprocals are formed without cancellation:
+      ``1/(R + x) = 1/(R + |x|) + 2 max(-x, 0) / (R^2 - x^2)``.
     * Vertical faults (``dip = 90`` exactly) use the closed forms of Okada (1985) eq. (29).
       Eq. (28) loses ``eps / cos(dip)^2`` to cancellation near vertical (DC3D, and pyrocko,
       switch at ``cos(dip) < 1e-6``, where that is ~1e-4); for ``0 < cos(dip) <
@@ -37,10 +37,12 @@ Performance
     corners of a block stacked into one ``(2, 2, n)`` array, logarithms and arctangents
     merged over corners (one ``log`` per sum, ``atan a - atan b = atan2(a - b, 1 + ab)``
     along dip). Blocks of numpy input (and of CPU tensors that need no gradient, through
-    zero-copy numpy views) run on a thread pool of one worker per core; where torch is
-    installed its vectorised ``atan2``/``log`` replace numpy's (same values to ~1 ulp).
-    Tensors on other devices, or that require a gradient, run the same kernel with torch
-    operations, so autograd works.
+    zero-copy numpy views) are shared by the calling thread and pool threads, one thread
+    per core or ``torch.get_num_threads()`` if lower; where torch is installed its
+    vectorised ``atan2``/``log`` replace numpy's (same values to ~1 ulp; not in a forked
+    child whose inherited torch is multi-threaded, where they would hang). Tensors on
+    other devices, or that require a gradient, run the same kernel with torch
+    operations, so autograd works. ``bench/bench_okada.py`` times it against pyrocko.
 """
 
 from __future__ import annotations
