@@ -39,8 +39,8 @@ Performance
     along dip). Blocks of numpy input (and of CPU tensors that need no gradient, through
     zero-copy numpy views) are shared by the calling thread and pool threads, one thread
     per core or ``torch.get_num_threads()`` if lower; where torch is installed its
-    vectorised ``atan2``/``log`` replace numpy's (same values to ~1 ulp; not in a forked
-    child whose inherited torch is multi-threaded, where they would hang). Tensors on
+    vectorised ``atan2`` replaces numpy's (same values to ~1 ulp; not in a forked child
+    whose inherited torch is multi-threaded, where it would hang). Tensors on
     other devices, or that require a gradient, run the same kernel with torch
     operations, so autograd works. ``bench/bench_okada.py`` times it against pyrocko.
 """
@@ -62,6 +62,8 @@ import numpy as np
 NEAR_VERTICAL_COS = 3e-4
 
 #: Points per block on the CPU (measured optimum: per-call overhead against cache misses).
+#: 2 * BLOCK_POINTS stays below torch's parallel grain (32768), so torch's atan2 on a block
+#: runs in the calling thread, never in an OpenMP team.
 BLOCK_POINTS = 8192
 
 #: Points per block for the torch kernel (GPU, autograd): bounds temporary memory.
@@ -201,17 +203,21 @@ def _is_tensor(value) -> bool:
 
 
 class _NumpyOps:
-    """numpy operations; torch's vectorised atan2 and log (zero-copy) where installed."""
+    """numpy operations; torch's vectorised (SLEEF) atan2, zero-copy, where installed.
 
-    where, sqrt, abs = staticmethod(np.where), staticmethod(np.sqrt), staticmethod(np.abs)
+    numpy's float64 arctan2 costs ~20 ns an element, torch's ~7. torch's log is not used:
+    it calls MKL, whose own threads stall the caller on a busy machine (~1 ms a block).
+    """
+
+    where, sqrt, abs, log = (staticmethod(np.where), staticmethod(np.sqrt),
+                             staticmethod(np.abs), staticmethod(np.log))
 
     def __init__(self, torch=None):
         if torch is None:
-            self.atan2, self.log = np.arctan2, np.log
+            self.atan2 = np.arctan2
         else:
             from_numpy = torch.from_numpy
             self.atan2 = lambda y, x: torch.atan2(from_numpy(y), from_numpy(x)).numpy()
-            self.log = lambda a: torch.log(from_numpy(a)).numpy()
 
     @staticmethod
     def pair(a, b):
@@ -487,7 +493,7 @@ def _numpy_displacement(plan, east, north):
     out = np.empty((3, n))
     torch = _torch()
     if torch is not None and _TORCH_INHERITED and torch.get_num_threads() != 1:
-        torch = None                       # forked child: numpy's own atan2 and log
+        torch = None                       # forked child: numpy's own atan2
     ops = _NumpyOps(torch)
     starts = iter(range(0, n, BLOCK_POINTS))
     take = threading.Lock()
