@@ -9,7 +9,11 @@ the same process, alternately, best of ``repeats``:
 * ours, CPU torch tensors in (the same numpy kernel on zero-copy views);
 * ours, the torch kernel that tensors on a GPU or needing gradients take, run on the CPU;
 * pyrocko ``modelling.okada_ext.okada`` (Okada 1992 DC3D in C with OpenMP, one thread per
-  core; it also returns the nine displacement derivatives, which DC3D computes anyway).
+  core and one thread; it also returns the nine displacement derivatives, which DC3D
+  computes anyway).
+
+Points per second (wall clock) and per CPU-second (process CPU time, all threads) are both
+printed: on a machine shared with other work the second is the steadier comparison.
 
 Conventions (checked, not assumed: the maximum difference is printed and must be below
 1e-10 of the peak on the timed field and on three mechanisms of a second fault):
@@ -102,9 +106,13 @@ def run(points=POINTS, repeats=3):
         "ours torch (CPU tensors)": lambda: torch.stack(surface_displacement(fault, te, tn)).numpy(),
         "ours torch kernel (GPU/autograd path, on CPU)": lambda: torch_kernel().numpy(),
     }
+    peers = []
     if pyrocko is not None:
-        paths["pyrocko DC3D (C, OpenMP)"] = lambda: np.array(
-            _pyrocko_displacement(pyrocko, fault, east, north, threads=cores))
+        for threads in sorted({cores, 1}, reverse=True):
+            name = f"pyrocko DC3D (C, OpenMP, {threads} thread{'s' if threads > 1 else ''})"
+            paths[name] = (lambda t=threads: np.array(
+                _pyrocko_displacement(pyrocko, fault, east, north, threads=t)))
+            peers.append(name)
     for fn in paths.values():  # warm-up: imports, thread pool, page faults
         fn()
     wall = {name: [] for name in paths}
@@ -128,14 +136,18 @@ def run(points=POINTS, repeats=3):
     if pyrocko is None:
         print(f"  pyrocko: skipped, cannot import pyrocko.modelling.okada_ext: {why_not}")
         return result
-    peer = "pyrocko DC3D (C, OpenMP)"
+    # against pyrocko's best: fastest wall clock, and fewest CPU-seconds (OpenMP threads
+    # that wait at a barrier on a busy machine burn CPU, so one thread is its best there)
+    best_wall = min(min(wall[p]) for p in peers)
+    best_cpu = min(min(cpu[p]) for p in peers)
     for name in ("ours numpy", "ours torch (CPU tensors)"):
-        ratio = min(wall[peer]) / min(wall[name])
-        cpu_ratio = min(cpu[peer]) / min(cpu[name])
+        ratio = best_wall / min(wall[name])
+        cpu_ratio = best_cpu / min(cpu[name])
         result[f"ratio {name} / pyrocko"] = ratio
-        print(f"  {name} is {ratio:.1f}x as fast as pyrocko ({cpu_ratio:.1f}x per CPU-second)")
+        result[f"cpu ratio {name} / pyrocko"] = cpu_ratio
+        print(f"  {name} is {ratio:.1f}x as fast as pyrocko's best ({cpu_ratio:.1f}x per CPU-second)")
     worst = _check_conventions(pyrocko, Fault, surface_displacement)
-    timed = result[peer]["max_abs_diff_m"] / peak
+    timed = max(result[p]["max_abs_diff_m"] for p in peers) / peak
     result["max_relative_diff_to_pyrocko"] = max(worst, timed)
     verdict = "identical to rounding" if max(worst, timed) < 1e-10 else "DIFFERENT"
     print(f"  ours vs pyrocko: max |diff| / peak {timed:.1e} on the timed field, {worst:.1e} over "
