@@ -11,9 +11,13 @@ DEPENDENCY_DIR = os.path.join(os.path.dirname(__file__), "deps")
 
 
 def add_dependency_dir():
-    """Put the plugin-owned dependency folder on sys.path when it exists."""
+    """Put the plugin-owned dependency folder first on sys.path when it exists.
+
+    First, because torch needs newer helpers (sympy, ...) than a distribution's Python may
+    hold; the folder was filled against QGIS's own Python by ``make deploy``.
+    """
     if os.path.isdir(DEPENDENCY_DIR) and DEPENDENCY_DIR not in sys.path:
-        sys.path.append(DEPENDENCY_DIR)
+        sys.path.insert(0, DEPENDENCY_DIR)
 
 
 class InsarGnss3dPlugin:
