@@ -73,7 +73,7 @@ deploy: setup
 		exit 1; fi
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"
 	ln -sfn $(ROOT) "$(QGIS_PROFILE)/python/plugins/insar_gnss_3d"
-	@# QGIS runs the system Python: fill deps/ with its pip (plugin.py appends deps/ to sys.path)
+	@# QGIS runs the system Python: fill deps/ with its pip (plugin.py puts deps/ first on sys.path)
 	/usr/bin/python3 -m pip install -q --disable-pip-version-check --upgrade \
 		--target "$(ROOT)/deps" -r requirements-plugin.txt
 	@# as QGIS will: system Python, deps/ put on sys.path by plugin.py, a lazily imported part
