@@ -9,4 +9,5 @@ def algorithm_classes():
     from .decompose_los import DecomposeLosAlgorithm
     from .project_los import ProjectLosAlgorithm
     from .evaluate_displacement import EvaluateDisplacementAlgorithm
-    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm]
+    from .extract_displacement import ExtractDisplacementAlgorithm
+    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm]

@@ -1,0 +1,214 @@
+"""``insargnss3d:extractdisplacement``: the dual-branch CNN on the user's InSAR + GNSS data."""
+
+import os
+
+from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingException,
+                       QgsProcessingMultiStepFeedback, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+
+from .common import InsarGnssAlgorithm, check_canceled, import_torch, load_styled, output_path
+from .gnss_layer import add_gnss_parameters, read_gnss_layer
+from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
+                           raster_path)
+
+#: The model shipped with the plugin.
+BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "models",
+                             "insar_gnss_3d.pt")
+
+
+class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
+    """East/north/up displacement of fault slip from InSAR time series and GNSS, by the CNN."""
+
+    NAME = "extractdisplacement"
+    DISPLAY_NAME = "Extract 3-D displacement (InSAR + GNSS, CNN)"
+    GROUP = "Displacement"
+    HELP = (
+        "The east, north and up surface displacement [m] caused by fault slip, recovered by the "
+        "dual-branch CNN of Okada & Fukushima (JpGU 2025) from ascending and descending InSAR "
+        "time series, a DEM and daily GNSS series. The result is the displacement from the "
+        "first to the last day of the model's 121-day window.<br>" + INSAR_HELP +
+        "LOS_ASC / LOS_DESC may also be a LiCSAR *.geo.E.tif alone: its .N and .U siblings "
+        "beside it are used with it.<br>"
+        "One track alone works when the model was trained with a track missing in part of its "
+        "scenes (the log says so); otherwise give both.<br>"
+        "<b>DEM</b> [m]: any CRS and resolution (LiCSAR *.geo.hgt.tif, SRTM).<br>"
+        "<b>GNSS</b>: points, one per station per day (fields chosen with STATION_FIELD, "
+        "DATE_FIELD, EAST_FIELD, NORTH_FIELD, UP_FIELD; metres, any constant offset; gaps "
+        "allowed). The window is the 121 days the series span; when they span more, the 121 "
+        "days ending on the last InSAR epoch (the log says so). Stations within the model's "
+        "training margin (30 km by default) of the scene are used, farther ones ignored.<br>"
+        "<b>How</b>: every input is warped onto the model's working grid (the UTM zone of the "
+        "scene centre at the model's pixel size), the InSAR epochs are interpolated in time "
+        "onto the model's epochs, each InSAR epoch and GNSS series loses its reference offset, "
+        "the network runs on overlapping tiles blended without seams (TILE_SIZE, advanced), "
+        "and the result is warped back.<br>"
+        "<b>MODEL</b>: a model file from trainmodel (default: the bundled model). DEVICE: auto "
+        "(CUDA when PyTorch sees a GPU), cpu or cuda.<br>"
+        "<b>Output</b>: 3-band float32 GeoTIFF on the grid of the first INSAR_ASC layer (of "
+        "INSAR_DESC when there is no ascending track), bands east, north, up [m], NoData NaN "
+        "where neither track has data; styled with a diverging ramp centred on zero (band up).")
+
+    INSAR_UNITS, DEM, MODEL, DEVICE = "INSAR_UNITS", "DEM", "MODEL", "DEVICE"
+    TILE_SIZE, OUTPUT = "TILE_SIZE", "OUTPUT"
+    UNITS = ("m", "mm", "rad")
+    DEVICES = ("auto", "cpu", "cuda")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        """Parameters (names fixed by DESIGN.md; TILE_SIZE is advanced)."""
+        for key, track in ((INSAR_ASC, "ascending"), (INSAR_DESC, "descending")):
+            self.addParameter(QgsProcessingParameterMultipleLayers(
+                key, f"InSAR {track} LOS displacement (one multi-band raster, or one raster per "
+                     "epoch)", QgsProcessing.TypeRaster, optional=True))
+        units = QgsProcessingParameterEnum(self.INSAR_UNITS, "InSAR units (m, mm, rad = LiCSAR phase)",
+                                           list(self.UNITS), defaultValue="m")
+        units.setUsesStaticStrings(True)
+        self.addParameter(units)
+        add_los_parameters(self, "_ASC", "ascending")
+        add_los_parameters(self, "_DESC", "descending")
+        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM [m]"))
+        add_gnss_parameters(self)
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, "Model file (default: the bundled model)", QgsProcessingParameterFile.File,
+            optional=True, fileFilter="InSAR-GNSS 3D model (*.pt);;All files (*)"))
+        device = QgsProcessingParameterEnum(self.DEVICE, "Device", list(self.DEVICES), defaultValue="auto")
+        device.setUsesStaticStrings(True)
+        self.addParameter(device)
+        tile = QgsProcessingParameterNumber(
+            self.TILE_SIZE, "Tile size [pixels of the working grid]", QgsProcessingParameterNumber.Integer,
+            128, minValue=32, maxValue=2048)
+        tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(tile)
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, "3-D displacement (east, north, up)"))
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _model(self, parameters, context, feedback):
+        from ..core.modelfile import ModelFileError, load_model
+        from ..core.prepare import check_model_inputs
+        path = self.parameterAsFile(parameters, self.MODEL, context) or BUNDLED_MODEL
+        if path == BUNDLED_MODEL and not os.path.isfile(path):
+            raise QgsProcessingException(
+                f"The bundled model {path} is missing; give a model file with MODEL (train one "
+                "with 'Train model', insargnss3d:trainmodel).")
+        try:
+            model, scene, payload = load_model(path)
+            check_model_inputs(model, scene)
+        except ModelFileError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        validation = payload.get("validation") or {}
+        scores = ", ".join(f"{k[11:]} {v:.3f}" for k, v in validation.items() if k.startswith("val_mssim_"))
+        feedback.pushInfo(f"Model {os.path.basename(path)}: {scene.model_epochs} epochs over "
+                          f"{scene.gnss_days} days, {scene.pixel_m:g} m pixels"
+                          + (f", validation mSSIM {scores}" if scores else "") + ".")
+        return model, scene
+
+    def _device(self, parameters, context):
+        from ..core.train import select_device
+        word = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
+        try:
+            return select_device(word)
+        except (RuntimeError, ValueError) as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    def _track(self, parameters, key, context):
+        from ..core.prepare import TrackSource
+        layers = self.parameterAsLayerList(parameters, key, context)
+        if not layers:
+            return None
+        suffix = key[5:]
+        paths = tuple(raster_path(layer, key) for layer in layers)
+        los_layer = self.parameterAsRasterLayer(parameters, f"LOS{suffix}", context)
+        los_path = raster_path(los_layer, f"LOS{suffix}") if los_layer is not None else None
+        return TrackSource(key, paths, los_path, _number(self, parameters, f"HEADING{suffix}", context),
+                           _number(self, parameters, f"INCIDENCE{suffix}", context))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """Model, working grid, GNSS, preparation, tiled network, output on the input grid."""
+        import_torch()
+        from ..core import prepare
+        from ..core.raster import robust_limit, write_diverging_style
+
+        steps = QgsProcessingMultiStepFeedback(4, feedback)
+        model, scene = self._model(parameters, context, feedback)
+        device = self._device(parameters, context)
+        asc = self._track(parameters, INSAR_ASC, context)
+        desc = self._track(parameters, INSAR_DESC, context)
+        units = insar_units(self, parameters, context)
+        dem_layer = self.parameterAsRasterLayer(parameters, self.DEM, context)
+        if dem_layer is None:
+            raise QgsProcessingException("DEM: give an elevation raster [m].")
+        dem_path = raster_path(dem_layer, self.DEM)
+        tile_px = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        canceled = feedback.isCanceled
+        try:
+            prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
+            reference = asc if asc is not None else desc
+            grid = prepare.working_grid(reference.paths[0], scene.pixel_m, reference.name)
+            epsg = prepare.grid_epsg(grid)
+            feedback.pushInfo(f"Working grid: {grid.width} x {grid.height} pixels of {grid.pixel_size:g} m "
+                              f"in EPSG:{epsg} covering the first {reference.name} layer.")
+            series = read_gnss_layer(self, parameters, context,
+                                     QgsCoordinateReferenceSystem(f"EPSG:{epsg}"), steps)
+            check_canceled(feedback)
+            steps.setCurrentStep(1)
+            prepared = prepare.prepare_scene(
+                asc, desc, dem_path, series.dates, series.enu_m, series.x, series.y, series.stations,
+                scene, units=units, grid=grid, is_canceled=canceled,
+                progress=lambda f, m: steps.setProgress(100.0 * f))
+            window_end = prepared.window_start + (scene.gnss_days - 1)
+            feedback.pushInfo(f"Window {prepared.window_start} to {window_end} ({scene.gnss_days} days): "
+                              f"InSAR interpolated onto {scene.model_epochs} model epochs; "
+                              f"{len(prepared.stations)} GNSS stations.")
+            for name, used in prepared.tracks.items():
+                if used is not None:
+                    feedback.pushInfo(f"{name}: {len(used.dates)} epochs used ({used.dates[0]} to "
+                                      f"{used.dates[-1]}), units {units}.")
+            for note in prepared.notes:
+                if _is_warning(note):
+                    feedback.pushWarning(note)
+                else:
+                    feedback.pushInfo(note)
+            steps.setCurrentStep(2)
+            feedback.pushInfo(f"Network on {device.type.upper()} in tiles of {tile_px} pixels.")
+            result = prepare.run_model(prepared, model.to(device), device=device, tile_px=tile_px,
+                                       overlap_px=max(8, tile_px // 4), is_canceled=canceled,
+                                       progress=lambda f, m: steps.setProgress(100.0 * f))
+            check_canceled(feedback)
+            steps.setCurrentStep(3)
+            tracks = prepared.tracks
+            del prepared                              # free the inputs before the write-back
+            path = output_path(self, parameters, self.OUTPUT, context)
+            prepare.write_result(result, grid, reference.paths[0], path, tracks,
+                                 is_canceled=canceled, progress=lambda f, m: steps.setProgress(100.0 * f))
+        except prepare.ExtractionCancelled as exc:
+            raise QgsProcessingException(str(exc)) from None
+        except ValueError as exc:  # core errors, ModelFileError included
+            raise QgsProcessingException(str(exc)) from None
+        except RuntimeError as exc:  # torch (e.g. CUDA out of memory) and GDAL
+            raise QgsProcessingException(f"The extraction failed: {exc}") from None
+        feedback.pushInfo("Largest |east|, |north|, |up|: " + ", ".join(
+            f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in _finite(result)) + ".")
+        steps.setProgress(100.0)
+        load_styled(context, path, write_diverging_style(path, 3, robust_limit(result[2])))
+        return {self.OUTPUT: path}
+
+
+def _finite(result):
+    import numpy as np
+    return [c[np.isfinite(c)] for c in result]
+
+
+def _is_warning(note: str) -> bool:
+    """Notes about doubtful inputs are warnings; the others are information."""
+    words = ("unusually", "wrapped", "covers only", "span only", "less certain", "check")
+    return any(w in note for w in words)
+
+
+def _number(alg, parameters, key, context):
+    """Value of an optional number parameter, None when not given."""
+    value = parameters.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return alg.parameterAsDouble(parameters, key, context)

@@ -1,0 +1,859 @@
+"""User data -> the CNN's working grid, and its prediction -> the user's grid (no QGIS here).
+
+What ``insargnss3d:extractdisplacement`` does around the network, step by step:
+
+1. **Working grid** (:func:`working_grid`): the model works in metres at the pixel size it
+   was trained for (``SceneConfig.pixel_m``), so the scene is the first ascending InSAR
+   layer's extent in the WGS 84 / UTM zone of its centre, at that pixel size. A layer that
+   is already in that zone keeps its own origin (no shift of half a pixel).
+2. **Epochs** (:func:`track_epochs`): each track is one multi-band raster (dates in the band
+   descriptions) or one single-band raster per epoch (``YYYYMMDD`` in the file names), in
+   time order; units ``m``, ``mm`` or ``rad`` (:func:`.insar_io.to_los_m`).
+3. **Time window** (:func:`choose_window`): the model sees ``gnss_days`` (121) consecutive
+   days. It is the span of the GNSS series; when the GNSS series are longer, the
+   ``gnss_days`` days that end on the last InSAR epoch. Only the InSAR epochs needed to
+   interpolate inside the window are read (:func:`epochs_for_window`), and they are
+   interpolated linearly in time onto the model's regularly spaced epochs
+   (:func:`.features.resample_epochs`, the same code as in training).
+4. **Warping** (:func:`.insar_io.warp_to_grid`, GDAL's warper, which streams the source):
+   InSAR, LOS and DEM onto the working grid, ``average`` resampling where the source pixels
+   are less than half the working pixel (no aliasing), else bilinear.
+5. **GNSS** (:func:`gnss_window`, :func:`select_stations`): daily series cut to the window
+   (NaN on days without a solution), stations kept within the training margin
+   (``SceneConfig.station_margin_m``) around the working grid and with at least
+   :data:`MIN_GNSS_DAYS` days in the window. Reference offsets (per InSAR epoch, per GNSS
+   station) are removed by :func:`.features.network_inputs`, not here.
+6. **Back to the user's grid** (:func:`write_result`): the working-grid prediction is warped
+   (bilinear) onto the grid of the first ascending layer, written to ``<output>.part`` and
+   renamed when complete; pixels that neither track covers in any epoch used are NaN.
+
+Memory: inputs stream through GDAL's warper with its block cache capped
+(:class:`gdal_cache_limit`); what is held is the working grid's arrays, one byte per output
+pixel (the coverage mask) and blocks of rows, so a 10000 x 10000 input costs little more than
+a 1000 x 1000 one.
+
+Frames and signs: :mod:`.conventions`. Station positions in the working grid's frame: origin
+at its upper-left corner, x east, y north, metres (as :mod:`.synthetic` and :mod:`.infer`).
+Every problem with the input is a ``ValueError`` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal, osr
+
+from .geometry import Grid, los_unit_vector, utm_epsg
+from .insar_io import (check_los_unit_vector, check_los_values, epoch_dates, open_raster,
+                       to_los_m, warp_to_grid)
+from .raster import crs_wkt_from_epsg
+
+gdal.UseExceptions()
+
+#: A GNSS station needs at least this many observed days inside the window to be used.
+MIN_GNSS_DAYS = 2
+#: A track starting later / ending earlier than this inside the window gets a note [days]
+#: (one Sentinel-1 revisit: the model was trained with such edges).
+MAX_EDGE_GAP_DAYS = 12
+#: Largest working grid [pixels]: 5000 x 5000 km at 1 km.
+MAX_WORKING_PIXELS = 25_000_000
+#: Bytes of float64 pixels one GDAL warp call may return at once (bands are grouped).
+WARP_CHUNK_BYTES = 256 * 2 ** 20
+#: Pixels per block when streaming the output and the coverage masks.
+BLOCK_PIXELS = 4_000_000
+#: GDAL block cache while inputs stream through the warper [bytes] (see gdal_cache_limit).
+GDAL_CACHE_BYTES = 256 * 2 ** 20
+
+_LICSAR_LOS_RE = re.compile(r"^(.*[._-])([ENU])(\.[^.]+)$", re.IGNORECASE)
+
+ProgressFn = Optional[Callable[[float, str], None]]
+CancelFn = Optional[Callable[[], bool]]
+
+
+class ExtractionCancelled(Exception):
+    """The ``is_canceled`` callback returned True; nothing was written."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class TrackSource:
+    """One InSAR track as the user holds it.
+
+    Attributes
+    ----------
+    name : str
+        Parameter name used in messages (``INSAR_ASC`` / ``INSAR_DESC``).
+    paths : tuple of str
+        One multi-band raster (bands = epochs, dates in the band descriptions) or one
+        single-band raster per epoch in time order (``YYYYMMDD`` in each file name).
+    los_path : str, optional
+        3-band raster of the LOS unit vector (east, north, up; ground -> satellite), or one
+        of LiCSAR's ``*.E.tif`` / ``*.N.tif`` / ``*.U.tif`` whose two siblings lie beside it.
+    heading_deg, incidence_deg : float, optional
+        Constant geometry when there is no LOS raster (:func:`.geometry.los_unit_vector`).
+    """
+
+    name: str
+    paths: Tuple[str, ...]
+    los_path: Optional[str] = None
+    heading_deg: Optional[float] = None
+    incidence_deg: Optional[float] = None
+
+
+@dataclass
+class TrackEpochs:
+    """Epoch dates of a track and where each epoch is stored: ``(path, band)`` per epoch."""
+
+    name: str
+    dates: np.ndarray
+    sources: List[Tuple[str, int]]
+
+
+def track_epochs(track: TrackSource) -> TrackEpochs:
+    """Dates and storage of every epoch of a track (nothing is read but metadata).
+
+    Raises ``ValueError`` for fewer than two epochs, missing dates, dates out of order, a
+    file that GDAL cannot open or that has no CRS, and several multi-band files.
+    """
+    paths = list(track.paths)
+    if not paths:
+        raise ValueError(f"{track.name}: no layer given.")
+    if len(paths) == 1:
+        ds = open_raster(paths[0], track.name)
+        count = ds.RasterCount
+        if count < 2:
+            raise ValueError(
+                f"{track.name}: {os.path.basename(paths[0])} holds a single epoch; a displacement "
+                f"needs at least two. Give a multi-band raster (one band per epoch) or one raster "
+                f"per epoch.")
+        labels = [ds.GetRasterBand(b + 1).GetDescription() for b in range(count)]
+        dates = _named(epoch_dates, track.name, labels, "band description")
+        sources = [(paths[0], b + 1) for b in range(count)]
+        where = "band descriptions"
+    else:
+        for p in paths:
+            n = open_raster(p, track.name).RasterCount
+            if n != 1:
+                raise ValueError(
+                    f"{track.name}: {os.path.basename(p)} has {n} bands; with several layers each "
+                    f"must be one epoch (one band). Give a multi-band raster alone instead.")
+        dates = _named(epoch_dates, track.name, [os.path.basename(p) for p in paths], "file name")
+        sources = [(p, 1) for p in paths]
+        where = "file names"
+    if dates is None:
+        raise ValueError(
+            f"{track.name}: no epoch dates found in the {where}; the model needs them to place "
+            f"the epochs in its 121-day window. Put the date (YYYY-MM-DD or YYYYMMDD) in each "
+            f"band description, or YYYYMMDD in each file name.")
+    return TrackEpochs(track.name, dates, sources)
+
+
+def _named(fn, name, *args):
+    """``fn(*args)`` with the track's name put in front of a ``ValueError``'s message."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(text if text.startswith(name) else f"{name}: {text}") from None
+
+
+# --------------------------------------------------------------------------- working grid
+
+
+def _srs(wkt: str) -> osr.SpatialReference:
+    srs = osr.SpatialReference(wkt=wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def raster_bounds(ds, target_wkt: str):
+    """(xmin, ymin, xmax, ymax) of a GDAL dataset in ``target_wkt`` (densified edges)."""
+    gt = ds.GetGeoTransform()
+    xmin, ymax = gt[0], gt[3]
+    xmax, ymin = gt[0] + ds.RasterXSize * gt[1], gt[3] + ds.RasterYSize * gt[5]
+    src, dst = _srs(ds.GetProjection()), _srs(target_wkt)
+    if src.IsSame(dst):
+        return xmin, ymin, xmax, ymax
+    transform = osr.CoordinateTransformation(src, dst)
+    return transform.TransformBounds(xmin, ymin, xmax, ymax, 21)
+
+
+def working_grid(reference_path: str, pixel_m: float, what: str = "INSAR_ASC") -> Grid:
+    """The model's grid covering a raster: its centre's UTM zone at ``pixel_m`` [m].
+
+    Parameters
+    ----------
+    reference_path : str
+        The first layer of the first track (any CRS, any pixel size).
+    pixel_m : float
+        The model's pixel size [m] (``SceneConfig.pixel_m``).
+
+    Returns
+    -------
+    Grid
+        North-up grid in WGS 84 / UTM (``crs_wkt`` from the EPSG code) covering the raster's
+        extent; when the raster already is in that zone the grid starts at its corner.
+    """
+    ds = open_raster(reference_path, what)
+    gt = ds.GetGeoTransform()
+    cx = gt[0] + 0.5 * ds.RasterXSize * gt[1]
+    cy = gt[3] + 0.5 * ds.RasterYSize * gt[5]
+    src = _srs(ds.GetProjection())
+    wgs84 = _srs(crs_wkt_from_epsg(4326))
+    try:
+        lon, lat, _ = osr.CoordinateTransformation(src, wgs84).TransformPoint(cx, cy)
+        epsg = utm_epsg(((lon + 180.0) % 360.0) - 180.0, lat)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{what}: the centre of {os.path.basename(reference_path)} cannot be "
+                         f"placed on the Earth ({exc}); check its CRS.") from None
+    wkt = crs_wkt_from_epsg(epsg)
+    bounds = raster_bounds(ds, wkt)
+    if not all(math.isfinite(v) for v in bounds):
+        raise ValueError(f"{what}: the extent of {os.path.basename(reference_path)} cannot be "
+                         f"expressed in UTM (EPSG:{epsg}); check its CRS.")
+    grid = Grid.from_extent(*bounds, pixel_m, crs_wkt=wkt, max_pixels=MAX_WORKING_PIXELS)
+    return grid
+
+
+def grid_epsg(grid: Grid) -> Optional[int]:
+    """EPSG code of a grid's CRS (None when it has none)."""
+    srs = osr.SpatialReference(wkt=grid.crs_wkt)
+    srs.AutoIdentifyEPSG()
+    code = srs.GetAuthorityCode(None)
+    return int(code) if code else None
+
+
+def _pixel_m(ds) -> float:
+    """Approximate pixel size of a dataset in metres (geographic CRS: at its centre)."""
+    gt = ds.GetGeoTransform()
+    srs = _srs(ds.GetProjection())
+    size = abs(gt[1])
+    if srs.IsGeographic():
+        lat = gt[3] + 0.5 * ds.RasterYSize * gt[5]
+        return size * 111_320.0 * max(math.cos(math.radians(lat)), 0.01)
+    return size * srs.GetLinearUnits()
+
+
+def _resampling(ds, grid: Grid) -> str:
+    """``average`` when the source is at least twice finer than the grid, else ``bilinear``."""
+    return "average" if _pixel_m(ds) < 0.5 * grid.pixel_size else "bilinear"
+
+
+def warp(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Bands of a raster on ``grid`` as float32 (bands, H, W), NaN = no data (chunked)."""
+    ds = open_raster(path, what)
+    bands = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
+    method = _resampling(ds, grid)
+    out = np.empty((len(bands), grid.height, grid.width), dtype=np.float32)
+    per_call = max(1, WARP_CHUNK_BYTES // (8 * grid.width * grid.height))
+    for i in range(0, len(bands), per_call):
+        part = bands[i:i + per_call]
+        out[i:i + len(part)] = warp_to_grid(path, grid, what, bands=part, resampling=method)
+    return out
+
+
+class gdal_cache_limit(contextlib.ContextDecorator):  # noqa: N801 (a context manager / decorator)
+    """Lower GDAL's block cache to ``limit_bytes`` for the block, then restore it.
+
+    GDAL's default cache is 5 % of the RAM (1.2 GB on 24 GB, 3 GB on 64 GB) and fills up
+    while big rasters stream through the warper, so memory would grow with the machine
+    rather than with the data; the cache only speeds up re-reads, which streaming avoids.
+    """
+
+    def __init__(self, limit_bytes: int = GDAL_CACHE_BYTES):
+        self.limit = int(limit_bytes)
+        self.saved = None
+
+    def __enter__(self):
+        self.saved = gdal.GetCacheMax()
+        if self.saved > self.limit:
+            gdal.SetCacheMax(self.limit)
+        return self
+
+    def __exit__(self, *exc):
+        gdal.SetCacheMax(self.saved)
+        return False
+
+
+# --------------------------------------------------------------------------- time window
+
+
+def choose_window(track_dates: Sequence[np.ndarray], gnss_dates: np.ndarray, days: int):
+    """First day of the model's window and notes for the user.
+
+    The window is ``days`` consecutive days: those the GNSS series span; when they span
+    more, the ``days`` days ending on the last InSAR epoch (of any track).
+
+    Returns ``(start: datetime64[D], notes: list of str)``.
+    """
+    gnss_dates = np.asarray(gnss_dates, dtype="datetime64[D]")
+    g0, g1 = gnss_dates[0], gnss_dates[-1]
+    span = int((g1 - g0).astype(int)) + 1
+    last_insar = max(np.asarray(d, dtype="datetime64[D]")[-1] for d in track_dates)
+    notes = []
+    if span > days:
+        start = last_insar - np.timedelta64(days - 1, "D")
+        notes.append(f"The GNSS series span {span} days ({g0} to {g1}), more than the model's "
+                     f"{days}-day window: using the {days} days ending on the last InSAR epoch, "
+                     f"{start} to {last_insar}.")
+    else:
+        start = g0
+        if span < days:
+            notes.append(f"The GNSS series span only {span} days ({g0} to {g1}); the model's "
+                         f"{days}-day window {start} to {start + np.timedelta64(days - 1, 'D')} "
+                         f"has no GNSS after {g1}.")
+    return start, notes
+
+
+def epochs_for_window(dates: np.ndarray, start: np.datetime64, days: int, what: str):
+    """Indices of the epochs needed to interpolate inside the window, and notes.
+
+    From the last epoch on or before the window's first day (or the first epoch) to the
+    first epoch on or after its last day (or the last epoch). ``ValueError`` when the track
+    does not reach into the window.
+    """
+    offset = (np.asarray(dates, dtype="datetime64[D]") - start).astype(np.int64)
+    end = start + np.timedelta64(days - 1, "D")
+    if offset[-1] < 0 or offset[0] > days - 1:
+        raise ValueError(f"{what}: the epochs ({dates[0]} to {dates[-1]}) lie outside the "
+                         f"model's window {start} to {end} (set by the GNSS series); give InSAR "
+                         f"and GNSS data of the same period.")
+    before = np.flatnonzero(offset <= 0)
+    after = np.flatnonzero(offset >= days - 1)
+    first = int(before[-1]) if before.size else 0
+    last = int(after[0]) if after.size else len(dates) - 1
+    index = list(range(first, last + 1))
+    notes = []
+    if len(index) < 2:
+        raise ValueError(f"{what}: only one epoch ({dates[index[0]]}) falls in the window "
+                         f"{start} to {end}; a displacement needs at least two.")
+    if offset[0] > MAX_EDGE_GAP_DAYS or offset[-1] < days - 1 - MAX_EDGE_GAP_DAYS:
+        notes.append(f"{what} covers only {max(dates[0], start)} to {min(dates[-1], end)} of the "
+                     f"window {start} to {end}; the model epochs outside are held at the nearest "
+                     f"InSAR epoch.")
+    return index, notes
+
+
+def gnss_window(dates: np.ndarray, enu_m: np.ndarray, start: np.datetime64, days: int) -> np.ndarray:
+    """Daily series (S, D, 3) [m] on the window's days, NaN where there is no solution."""
+    offset = (np.asarray(dates, dtype="datetime64[D]") - start).astype(np.int64)
+    out = np.full((enu_m.shape[0], days, 3), np.nan)
+    keep = (offset >= 0) & (offset < days)
+    out[:, offset[keep]] = enu_m[:, keep]
+    return out
+
+
+def select_stations(x, y, series_m, grid: Grid, margin_m: float, min_days: int = MIN_GNSS_DAYS):
+    """Stations within ``margin_m`` of the grid (in x and in y, as in training) with at least
+    ``min_days`` observed days.
+
+    Returns ``(keep: bool array (S,), notes)``; ``ValueError`` when none is left.
+    """
+    xmin, ymin, xmax, ymax = grid.extent
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    dx = np.maximum(np.maximum(xmin - x, x - xmax), 0.0)
+    dy = np.maximum(np.maximum(ymin - y, y - ymax), 0.0)
+    near = (dx <= margin_m) & (dy <= margin_m)          # the band training drew stations from
+    inside = (dx == 0) & (dy == 0)
+    observed = np.isfinite(series_m).all(-1).sum(-1) >= min_days
+    keep = near & observed
+    notes = [f"GNSS: {int(keep.sum())} of {len(x)} stations used ({int((inside & observed).sum())} "
+             f"inside the scene, {int((keep & ~inside).sum())} within {margin_m / 1e3:g} km of it); "
+             f"{int((~near).sum())} farther away and {int((near & ~observed).sum())} with fewer "
+             f"than {min_days} days in the window are ignored."]
+    if not keep.any():
+        if not near.any():
+            raise ValueError(f"No GNSS station lies inside the InSAR scene or within "
+                             f"{margin_m / 1e3:g} km of it (of {len(x)} stations); check the GNSS "
+                             f"layer and its CRS.")
+        raise ValueError(f"No GNSS station near the scene has {min_days} or more days of data in "
+                         f"the model's window; give GNSS series of the InSAR period.")
+    return keep, notes
+
+
+# --------------------------------------------------------------------------- LOS, DEM
+
+
+def los_paths(path: str, what: str) -> List[str]:
+    """The raster(s) holding the LOS east, north, up components.
+
+    A 3-band raster is used alone; a single-band LiCSAR ``<frame>.geo.E.tif`` (or ``.N.``,
+    ``.U.``) brings its two siblings of the same name.
+    """
+    count = open_raster(path, what).RasterCount
+    if count == 3:
+        return [path]
+    folder, name = os.path.split(path)
+    match = _LICSAR_LOS_RE.match(name)
+    if count == 1 and match:
+        head, _, tail = match.groups()
+        upper = match.group(2).isupper()
+        siblings = [os.path.join(folder, head + (c if upper else c.lower()) + tail) for c in "ENU"]
+        missing = [s for s in siblings if not os.path.exists(s)]
+        if not missing:
+            return siblings
+        raise ValueError(f"{what}: {name} is one LOS component; its siblings "
+                         f"{', '.join(os.path.basename(m) for m in missing)} are missing.")
+    raise ValueError(f"{what} has {count} band(s); it must hold the LOS unit vector's east, "
+                     f"north and up components as bands 1-3 (or be a LiCSAR *.geo.E.tif with "
+                     f"its .N and .U siblings).")
+
+
+def check_los_angles(track: TrackSource):
+    """Without a LOS raster, both angles must be given and the incidence lie in (0, 90) deg."""
+    key = track.name.replace("INSAR", "LOS")
+    suffix = track.name.replace("INSAR", "")
+    if track.heading_deg is None or track.incidence_deg is None:
+        raise ValueError(f"Give either {key} (3-band LOS unit vector raster) or both HEADING{suffix} "
+                         f"and INCIDENCE{suffix} [deg] (Sentinel-1: heading about -12 ascending / "
+                         f"-168 descending, incidence 30-46).")
+    if not 0.0 < track.incidence_deg < 90.0:
+        raise ValueError(f"INCIDENCE{suffix} = {track.incidence_deg} deg: the incidence angle from "
+                         f"the vertical must lie between 0 and 90 deg.")
+
+
+def read_los(track: TrackSource, grid: Grid) -> np.ndarray:
+    """(3, H, W) float32 LOS unit vector of a track on ``grid`` (checked)."""
+    key = track.name.replace("INSAR", "LOS")
+    if track.los_path:
+        paths = los_paths(track.los_path, key)
+        if len(paths) == 1:
+            e, n, u = warp(paths[0], grid, key)
+        else:
+            e, n, u = (warp(p, grid, key, bands=[1])[0] for p in paths)
+        # a pixel valid in one component only is no LOS vector
+        bad = ~(np.isfinite(e) & np.isfinite(n) & np.isfinite(u))
+        for c in (e, n, u):
+            c[bad] = np.nan
+        check_los_unit_vector(e, n, u, key)
+        return np.stack([e, n, u])
+    check_los_angles(track)
+    vector = los_unit_vector(track.heading_deg, track.incidence_deg)
+    return np.broadcast_to(np.asarray(vector, dtype=np.float32)[:, None, None],
+                           (3, grid.height, grid.width)).copy()
+
+
+def read_dem(path: str, grid: Grid, what: str = "DEM") -> Tuple[np.ndarray, List[str]]:
+    """Elevation [m] on ``grid`` (float32, NaN outside the DEM) and notes."""
+    dem = warp(path, grid, what, bands=[1])[0]
+    finite = np.isfinite(dem)
+    if not finite.any():
+        raise ValueError(f"{what} has no valid elevation inside the InSAR scene.")
+    notes = []
+    if finite.mean() < 0.9:
+        notes.append(f"{what} covers only {100 * finite.mean():.0f} % of the scene; elsewhere "
+                     f"the model sees sea level.")
+    return dem, notes
+
+
+# --------------------------------------------------------------------------- the whole step
+
+
+@dataclass
+class PreparedScene:
+    """Everything :func:`.infer.predict_scene` takes, on the working grid.
+
+    Attributes
+    ----------
+    grid : Grid
+        Working grid (UTM, model pixel size).
+    insar_epochs_m : (2, T, H, W) float32
+        LOS [m, + towards the satellite] of asc and desc on the model epochs, relative to
+        the first; NaN = no data (a whole track NaN when it is missing).
+    los : (2, 3, H, W) float32
+        LOS unit vectors (NaN for a missing track).
+    dem_m : (H, W) float32
+    gnss_m : (S, D, 3) float64
+        Daily east/north/up [m] on the window's days, NaN gaps, offsets not removed.
+    gnss_xy_m : (S, 2)
+        Station positions in the working grid's frame (origin upper-left, x east, y north).
+    stations : list of str
+    window_start : datetime64[D]
+        Day 0 of the window; the result is the displacement from it to day ``D - 1``.
+    tracks : dict
+        ``{"INSAR_ASC": TrackEpochs or None, "INSAR_DESC": ...}`` with only the epochs used.
+    notes : list of str
+        What the user should know (window choice, partial coverage, ignored stations).
+    """
+
+    grid: Grid
+    insar_epochs_m: np.ndarray
+    los: np.ndarray
+    dem_m: np.ndarray
+    gnss_m: np.ndarray
+    gnss_xy_m: np.ndarray
+    stations: List[str]
+    window_start: np.datetime64
+    tracks: dict
+    notes: List[str] = field(default_factory=list)
+
+
+def _check(is_canceled: CancelFn):
+    if is_canceled is not None and is_canceled():
+        raise ExtractionCancelled("Cancelled by the user; no output was written.")
+
+
+def _report(progress: ProgressFn, fraction: float, message: str = ""):
+    if progress is not None:
+        progress(float(fraction), message)
+
+
+def check_tracks(asc: Optional[TrackSource], desc: Optional[TrackSource], scene) -> List[str]:
+    """Refuse a missing track when the model was not trained for it; notes otherwise."""
+    if asc is None and desc is None:
+        raise ValueError("Give at least one InSAR track (INSAR_ASC and/or INSAR_DESC).")
+    if asc is not None and desc is not None:
+        return []
+    have, missing = ("INSAR_ASC", "INSAR_DESC") if desc is None else ("INSAR_DESC", "INSAR_ASC")
+    p = float(getattr(scene, "track_dropout_probability", 0.0))
+    if p <= 0:
+        raise ValueError(f"{missing} is missing and this model was trained with both tracks "
+                         f"always present (track_dropout_probability = 0): it cannot work from "
+                         f"{have} alone. Give both tracks, or use a model trained with track "
+                         f"dropout.")
+    return [f"Only {have} is given: the model was trained with one track missing in "
+            f"{100 * p:.0f} % of its scenes (track_dropout_probability = {p:g}), so it can run; "
+            f"expect north and the component along the missing look direction to be less certain."]
+
+
+@gdal_cache_limit()
+def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_path: str,
+                  gnss_dates, gnss_enu_m, gnss_x, gnss_y, stations: Sequence[str], scene,
+                  units: str = "m", grid: Optional[Grid] = None,
+                  progress: ProgressFn = None, is_canceled: CancelFn = None) -> PreparedScene:
+    """Read, check and resample every input onto the model's working grid and epochs.
+
+    Parameters
+    ----------
+    asc, desc : TrackSource or None
+        The tracks; one may be None when the model was trained with track dropout.
+    dem_path : str
+        DEM raster [m] in any CRS and resolution.
+    gnss_dates : (D0,) datetime64[D]
+        Consecutive days of the GNSS series.
+    gnss_enu_m : (S0, D0, 3)
+        Daily east/north/up [m] (any constant offset), NaN gaps.
+    gnss_x, gnss_y : (S0,)
+        Station coordinates in the working grid's CRS [m] (:func:`working_grid`).
+    stations : sequence of str
+        Station names.
+    scene : SceneConfig
+        The model's scene configuration (pixel size, epochs, window length, margin).
+    units : {"m", "mm", "rad"}
+        InSAR units (:func:`.insar_io.to_los_m`).
+    grid : Grid, optional
+        The working grid, if already computed with :func:`working_grid`.
+    progress : callable(fraction, message), optional
+    is_canceled : callable() -> bool, optional
+
+    Returns
+    -------
+    PreparedScene
+    """
+    from .synthetic import model_epoch_days
+
+    notes = check_tracks(asc, desc, scene)
+    for track in (asc, desc):
+        if track is not None and not track.los_path:
+            check_los_angles(track)
+    reference = asc if asc is not None else desc
+    if grid is None:
+        grid = working_grid(reference.paths[0], scene.pixel_m, reference.name)
+    days = int(scene.gnss_days)
+    tracks = {"INSAR_ASC": None, "INSAR_DESC": None}
+    given = [t for t in (asc, desc) if t is not None]
+    epochs = {t.name: track_epochs(t) for t in given}
+
+    gnss_dates = np.asarray(gnss_dates, dtype="datetime64[D]")
+    gnss_enu_m = np.asarray(gnss_enu_m, dtype=np.float64)
+    if gnss_dates.size == 0 or gnss_enu_m.shape[0] == 0:
+        raise ValueError("GNSS: the layer holds no station series.")
+    start, window_notes = choose_window([e.dates for e in epochs.values()], gnss_dates, days)
+    notes += window_notes
+    selected = {}
+    for name, e in epochs.items():
+        index, more = epochs_for_window(e.dates, start, days, name)
+        notes += more
+        selected[name] = index
+    gnss = gnss_window(gnss_dates, gnss_enu_m, start, days)
+    keep, more = select_stations(gnss_x, gnss_y, gnss, grid, scene.station_margin_m)
+    notes += more
+    _check(is_canceled)
+
+    model_days = model_epoch_days(scene)
+    t_count = len(model_days)
+    insar = np.full((2, t_count, grid.height, grid.width), np.nan, dtype=np.float32)
+    los = np.full((2, 3, grid.height, grid.width), np.nan, dtype=np.float32)
+    steps = len(given) * 2 + 1
+    step = 0
+    for k, name in enumerate(("INSAR_ASC", "INSAR_DESC")):
+        track = asc if k == 0 else desc
+        if track is None:
+            continue
+        e = epochs[name]
+        index = selected[name]
+        used = TrackEpochs(name, e.dates[index], [e.sources[i] for i in index])
+        tracks[name] = used
+        stack = np.empty((len(index), grid.height, grid.width), dtype=np.float32)
+        # group consecutive epochs of one file into one warp call
+        i = 0
+        while i < len(index):
+            path = used.sources[i][0]
+            j = i
+            while j < len(index) and used.sources[j][0] == path:
+                j += 1
+            stack[i:j] = warp(path, grid, name, bands=[b for _, b in used.sources[i:j]])
+            i = j
+            _check(is_canceled)
+            _report(progress, (step + i / len(index)) / steps, f"{name}: read {i} of {len(index)} epochs")
+        stack = to_los_m(stack, units).astype(np.float32, copy=False) if units != "m" else stack
+        notes += check_los_values(stack, units, name)
+        for d, epoch in zip(used.dates, stack):
+            if not np.isfinite(epoch).any():
+                raise ValueError(f"{name}: the epoch {d} holds no valid pixel inside the scene.")
+        acq = (used.dates - start).astype(np.float64)
+        insar[k] = resample_in_blocks(stack, acq, model_days)
+        del stack
+        step += 1
+        _report(progress, step / steps, f"{name}: {len(index)} epochs on {t_count} model epochs")
+        los[k] = read_los(track, grid)
+        step += 1
+        _report(progress, step / steps, f"{name}: LOS read")
+        _check(is_canceled)
+    dem, more = read_dem(dem_path, grid)
+    notes += more
+    _report(progress, 1.0, "DEM read")
+    xy = np.stack([np.asarray(gnss_x, dtype=np.float64)[keep] - grid.x0,
+                   np.asarray(gnss_y, dtype=np.float64)[keep] - grid.y0], -1)
+    return PreparedScene(grid, insar, los, dem, gnss[keep], xy,
+                         [s for s, k in zip(stations, keep) if k], start, tracks, notes)
+
+
+def resample_in_blocks(stack, acq_days, model_days, block_bytes: int = 128 * 2 ** 20) -> np.ndarray:
+    """:func:`.features.resample_epochs` of one track, block by block of rows.
+
+    ``stack`` (A, H, W) LOS [m] at ``acq_days`` (A,) days from the window start ->
+    (T, H, W) float32 at ``model_days``, relative to the first model epoch.
+    """
+    import torch
+
+    from .features import resample_epochs
+
+    a, h, w = stack.shape
+    t = len(model_days)
+    out = np.empty((t, h, w), dtype=np.float32)
+    rows = max(1, block_bytes // (4 * w * (3 * a + 4 * t)))
+    days = torch.as_tensor(acq_days, dtype=torch.float64)[None, None]
+    for r in range(0, h, rows):
+        block = torch.from_numpy(np.ascontiguousarray(stack[:, r:r + rows]))[None, None]
+        out[:, r:r + rows] = resample_epochs(block, days, model_days)[0, 0].numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _same_grid(ds, other) -> bool:
+    if (ds.RasterXSize, ds.RasterYSize) != (other.RasterXSize, other.RasterYSize):
+        return False
+    if not np.allclose(ds.GetGeoTransform(), other.GetGeoTransform(), rtol=0, atol=1e-9 * abs(ds.GetGeoTransform()[1])):
+        return False
+    return _srs(ds.GetProjection()).IsSame(_srs(other.GetProjection()))
+
+
+def _valid(values: np.ndarray, nodata) -> np.ndarray:
+    ok = np.isfinite(values)
+    if nodata is not None and not np.isnan(nodata):
+        ok &= values != nodata
+    return ok
+
+
+def _native_mask(ds, bands: Sequence[int], is_canceled: CancelFn) -> np.ndarray:
+    """uint8 (H, W) on the dataset's own grid: 1 where any of ``bands`` holds data (by blocks)."""
+    w, h = ds.RasterXSize, ds.RasterYSize
+    mask = np.zeros((h, w), dtype=np.uint8)
+    rows = max(1, BLOCK_PIXELS // w)
+    for r in range(0, h, rows):
+        _check(is_canceled)
+        n = min(rows, h - r)
+        for b in bands:
+            band = ds.GetRasterBand(b)
+            mask[r:r + n] |= _valid(band.ReadAsArray(0, r, w, n), band.GetNoDataValue())
+    return mask
+
+
+def coverage_mask(reference_path: str, tracks: dict, is_canceled: CancelFn = None) -> np.ndarray:
+    """uint8 (H, W) on the reference raster's grid: 1 where a track has data in an epoch used.
+
+    Each file's mask is made on its own grid (block by block, one byte per pixel) and
+    carried to the reference grid by nearest neighbour.
+    """
+    from osgeo import gdal_array
+
+    ref = open_raster(reference_path, "INSAR_ASC")
+    gt, w, h = ref.GetGeoTransform(), ref.RasterXSize, ref.RasterYSize
+    covered = np.zeros((h, w), dtype=np.uint8)
+    for name, used in tracks.items():
+        if used is None:
+            continue
+        files = {}
+        for path, band in used.sources:
+            files.setdefault(path, []).append(band)
+        for path, bands in files.items():
+            ds = open_raster(path, name)
+            mask = _native_mask(ds, bands, is_canceled)
+            if _same_grid(ds, ref):
+                np.bitwise_or(covered, mask, out=covered)
+                continue
+            mem = gdal_array.OpenArray(mask)                     # wraps the array, no copy
+            mem.SetGeoTransform(ds.GetGeoTransform())
+            mem.SetProjection(ds.GetProjection())
+            options = gdal.WarpOptions(
+                format="MEM", outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
+                width=w, height=h, dstSRS=ref.GetProjection(), resampleAlg="near",
+                outputType=gdal.GDT_Byte, warpOptions=["INIT_DEST=0"])
+            warped = gdal.Warp("", mem, options=options)
+            del mem, mask
+            np.bitwise_or(covered, warped.GetRasterBand(1).ReadAsArray(), out=covered)
+            warped = None
+            _check(is_canceled)
+    return covered
+
+
+@gdal_cache_limit()
+def write_result(result: np.ndarray, grid: Grid, reference_path: str, out_path: str,
+                 tracks: dict, descriptions=("east", "north", "up"),
+                 progress: ProgressFn = None, is_canceled: CancelFn = None) -> str:
+    """Warp the working-grid result onto the reference raster's grid and write it atomically.
+
+    Parameters
+    ----------
+    result : (3, H, W) float32
+        East/north/up [m] on ``grid``.
+    grid : Grid
+        The working grid.
+    reference_path : str
+        The raster whose grid the output takes (the first INSAR_ASC layer).
+    out_path : str
+        GeoTIFF written as ``out_path + ".part"`` and renamed when complete.
+    tracks : dict
+        :attr:`PreparedScene.tracks`: pixels that no track covers in any epoch used are NaN.
+
+    Returns
+    -------
+    str
+        ``out_path``.
+    """
+    ref = open_raster(reference_path, "INSAR_ASC")
+    gt, w, h = ref.GetGeoTransform(), ref.RasterXSize, ref.RasterYSize
+    part = out_path + ".part"
+    src = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, result.shape[0], gdal.GDT_Float32)
+    src.SetGeoTransform(grid.geotransform)
+    src.SetProjection(grid.crs_wkt)
+    for i in range(result.shape[0]):
+        band = src.GetRasterBand(i + 1)
+        band.SetNoDataValue(float("nan"))
+        band.WriteArray(np.asarray(result[i], dtype=np.float32))
+
+    def callback(fraction, message, data):
+        _report(progress, 0.6 * fraction, "warping to the input grid")
+        return 0 if (is_canceled is not None and is_canceled()) else 1
+
+    big = w * h * result.shape[0] * 4 > 2 ** 31
+    options = gdal.WarpOptions(
+        format="GTiff", outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
+        width=w, height=h, dstSRS=ref.GetProjection(), resampleAlg="bilinear",
+        srcNodata="nan", dstNodata="nan", outputType=gdal.GDT_Float32,
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3",
+                         "BIGTIFF=" + ("YES" if big else "IF_SAFER")],
+        warpOptions=["INIT_DEST=NO_DATA"], callback=callback)
+    try:
+        try:
+            out = gdal.Warp(part, src, options=options)
+        except RuntimeError as exc:
+            _check(is_canceled)
+            raise ValueError(f"The result could not be warped onto the input grid: {exc}") from exc
+        if out is None:
+            _check(is_canceled)
+            raise ValueError("The result could not be warped onto the input grid.")
+        _check(is_canceled)
+        out = None
+        covered = coverage_mask(reference_path, tracks, is_canceled)
+        _report(progress, 0.8, "masking pixels without InSAR coverage")
+        out = gdal.Open(part, gdal.GA_Update)
+        rows = max(1, BLOCK_PIXELS // (w * result.shape[0]))
+        for r in range(0, h, rows):
+            _check(is_canceled)
+            n = min(rows, h - r)
+            hole = covered[r:r + n] == 0
+            for i, text in enumerate(descriptions):
+                band = out.GetRasterBand(i + 1)
+                if r == 0:
+                    band.SetDescription(text)
+                if hole.any():
+                    values = band.ReadAsArray(0, r, w, n)
+                    values[hole] = np.nan
+                    band.WriteArray(values, 0, r)
+            _report(progress, 0.8 + 0.2 * (r + n) / h, "masking pixels without InSAR coverage")
+        out.FlushCache()
+        out = None
+        _check(is_canceled)
+        os.replace(part, out_path)
+    except BaseException:
+        out = None
+        if os.path.exists(part):
+            gdal.GetDriverByName("GTiff").Delete(part)
+        raise
+    return out_path
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def check_model_inputs(model, scene):
+    """Refuse a model whose inputs do not match its scene configuration (``ModelFileError``)."""
+    from .modelfile import ModelFileError
+
+    cfg = model.config
+    problems = []
+    if cfg.epochs != scene.model_epochs:
+        problems.append(f"{cfg.epochs} InSAR epochs in the network but {scene.model_epochs} in "
+                        f"its scene configuration")
+    if cfg.gnss_days != scene.gnss_days:
+        problems.append(f"{cfg.gnss_days} GNSS days in the network but {scene.gnss_days} in its "
+                        f"scene configuration")
+    if not (scene.pixel_m > 0 and math.isfinite(scene.pixel_m)):
+        problems.append(f"pixel size {scene.pixel_m}")
+    if problems:
+        raise ModelFileError("The model file expects other inputs than it describes: "
+                             + "; ".join(problems) + ". Retrain or re-export it.")
+
+
+def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
+              overlap_px: int = 32, progress: ProgressFn = None,
+              is_canceled: CancelFn = None) -> np.ndarray:
+    """East/north/up [m] (3, H, W) float32 on the working grid (:func:`.infer.predict_scene`).
+
+    Tiles of ``tile_px`` overlapping by ``overlap_px`` are blended without seams; NaN where
+    no tile had InSAR data.
+    """
+    from .infer import InferenceCancelled, predict_scene
+
+    def tile_progress(fraction):
+        _report(progress, fraction, "network")
+
+    try:
+        return predict_scene(model, prepared.insar_epochs_m, prepared.los, prepared.dem_m,
+                             prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
+                             tile_px=tile_px, overlap_px=overlap_px, device=device,
+                             progress=tile_progress, is_canceled=is_canceled)
+    except InferenceCancelled as exc:
+        raise ExtractionCancelled("Cancelled by the user; no output was written.") from exc
