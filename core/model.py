@@ -40,6 +40,11 @@ class ModelConfig:
     fusion_layers: int = 4
     #: Gaussian length scales [pixels] for spreading station features on the grid
     gnss_scales_px: tuple = (8.0, 20.0, 50.0)
+    #: predict a correction to the thin-plate-spline interpolation of the stations' net
+    #: displacements (the classical GNSS peer) instead of the field itself
+    residual_on_gnss_spline: bool = True
+    #: thin-plate smoothing (in units of the normalised station coordinates)
+    spline_smoothing: float = 1e-3
 
     def __post_init__(self):
         if self.insar_layers < 9:
@@ -126,7 +131,12 @@ class GnssBranch(nn.Module):
         self.spatial = nn.Sequential(*convs)
 
     def forward(self, gnss, xy, valid, height, width):
-        """gnss (B, S, 4, D), xy (B, S, 2) pixels, valid (B, S) -> (B, gnss_width, H, W)."""
+        """gnss (B, S, 4, D), xy (B, S, 2) pixels, valid (B, S).
+
+        Returns the feature map (B, gnss_width, H, W), each station's net displacement over
+        the window (B, S, 3; mean of the last 10 observed days minus the first 10) and
+        whether that could be formed (B, S) bool.
+        """
         b, s, c, d = gnss.shape
         h = self.temporal(gnss.reshape(b * s, c, d))                         # (B*S, g, d')
         summary = torch.cat([h.mean(-1), h.amax(-1)], 1)
@@ -153,18 +163,60 @@ class GnssBranch(nn.Module):
             den = torch.einsum("bsh,bsw->bhw", wy, wx)[:, None]
             maps += [num / (den + 1e-3), torch.log(den + 1e-3)]
         low = self.spatial(torch.cat(maps, 1))
-        return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)
+        has_net = (valid > 0) & (obs[..., :10].sum(-1) > 0) & (obs[..., -10:].sum(-1) > 0)
+        return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False), net, has_net
+
+
+def thin_plate_spline(xy, values, valid, height, width, smoothing=1e-3):
+    """Thin-plate spline through station values, on the pixel-centre grid of a tile.
+
+    Duchon (1977), Wahba (1990, Spline Models for Observational Data, ch. 2): ``f(p) =
+    a0 + a . p + sum_i w_i U(|p - p_i|)``, ``U(r) = r^2 log r``, with ``(K + lambda I) w + P a
+    = v`` and ``P^T w = 0``. ``xy`` (B, S, 2) [pixels], ``values`` (B, S, C), ``valid``
+    (B, S) -> (B, C, H, W). Invalid stations get zero weight; with fewer than three valid
+    stations a tiny ridge keeps the affine part solvable (it tends to the mean). Solved in
+    float64 (the saddle-point system is ill-conditioned in float32).
+    """
+    b, s, c = values.shape
+    dtype = values.dtype
+    scale = float(max(height, width))
+    v = valid.to(torch.float64)
+    p = xy.to(torch.float64) / scale
+
+    def kernel(r):
+        return torch.where(r > 0, r * r * torch.log(r.clamp_min(1e-12)), torch.zeros_like(r))
+
+    k = kernel(torch.cdist(p, p)) * (v[:, :, None] * v[:, None, :])
+    k = k + torch.diag_embed(smoothing * v + (1.0 - v))
+    poly = torch.cat([torch.ones_like(p[..., :1]), p], -1) * v[..., None]           # (B, S, 3)
+    ridge = -1e-9 * torch.eye(3, dtype=torch.float64, device=p.device).expand(b, 3, 3)
+    system = torch.cat([torch.cat([k, poly], -1), torch.cat([poly.transpose(1, 2), ridge], -1)], 1)
+    rhs = torch.cat([values.to(torch.float64) * v[..., None],
+                     torch.zeros((b, 3, c), dtype=torch.float64, device=p.device)], 1)
+    coef = torch.linalg.solve(system, rhs)                                           # (B, S+3, C)
+    ys = (torch.arange(height, device=p.device, dtype=torch.float64) + 0.5) / scale
+    xs = (torch.arange(width, device=p.device, dtype=torch.float64) + 0.5) / scale
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).expand(b, -1, -1)      # (B, HW, 2)
+    kg = kernel(torch.cdist(grid, p)) * v[:, None, :]
+    out = kg @ coef[:, :s] + torch.cat([torch.ones_like(grid[..., :1]), grid], -1) @ coef[:, s:]
+    return out.transpose(1, 2).reshape(b, c, height, width).to(dtype)
 
 
 class DualBranchNet(nn.Module):
-    """InSAR branch + GNSS branch -> fusion -> (B, 3, H, W) east/north/up in scene scale units."""
+    """InSAR branch + GNSS branch -> fusion -> (B, 3, H, W) east/north/up in scene scale units.
+
+    With ``residual_on_gnss_spline`` (default) the fusion also sees, and corrects, the
+    thin-plate-spline interpolation of the stations' net displacements: the network starts
+    from the classical GNSS peer and learns where InSAR and the time series improve on it.
+    """
 
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
         self.config = cfg
         self.insar = InsarBranch(cfg)
         self.gnss = GnssBranch(cfg)
-        w = cfg.width + cfg.gnss_width
+        w = cfg.width + cfg.gnss_width + (3 if cfg.residual_on_gnss_spline else 0)
         fusion = [_conv(w, cfg.width)] + [_conv(cfg.width, cfg.width) for _ in range(cfg.fusion_layers - 2)]
         self.fusion = nn.Sequential(*fusion, nn.Conv2d(cfg.width, 3, 1))
 
@@ -174,8 +226,12 @@ class DualBranchNet(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"Tile size must be divisible by 4, got {h} x {w}.")
         a = self.insar(inputs.insar, inputs.dem)
-        g = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
-        return self.fusion(torch.cat([a, g], 1))
+        g, net, has_net = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
+        if not self.config.residual_on_gnss_spline:
+            return self.fusion(torch.cat([a, g], 1))
+        spline = thin_plate_spline(inputs.gnss_xy, net.detach(), has_net, h, w,
+                                   self.config.spline_smoothing).to(a.dtype)
+        return spline + self.fusion(torch.cat([a, g, spline], 1))
 
 
 def parameter_count(model: nn.Module) -> int:
