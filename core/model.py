@@ -73,10 +73,27 @@ class ModelConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+class PixelNorm(nn.Module):
+    """Layer normalisation over channels at each pixel (no spatial statistics).
+
+    GroupNorm/InstanceNorm normalise over the whole image, which makes a pixel's output
+    depend on the extent of the tile it was computed in; this does not, so tiled inference
+    equals a single-tile run up to the receptive field (Ba et al. 2016, Layer Normalization,
+    applied per pixel as in ConvNeXt, Liu et al. 2022).
+    """
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x):
+        """(B, C, H, W) -> (B, C, H, W)."""
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 def _conv(cin, cout, stride=1, dilation=1):
-    groups = 8 if cout % 8 == 0 else 1
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
-                         nn.GroupNorm(groups, cout), nn.GELU())
+                         PixelNorm(cout), nn.GELU())
 
 
 class InsarBranch(nn.Module):
@@ -167,6 +184,10 @@ class GnssBranch(nn.Module):
         return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False), net, has_net
 
 
+#: Length [pixels] that normalises station coordinates in the spline system (conditioning).
+SPLINE_LENGTH_PX = 64.0
+
+
 def thin_plate_spline(xy, values, valid, height, width, smoothing=1e-3):
     """Thin-plate spline through station values, on the pixel-centre grid of a tile.
 
@@ -179,14 +200,17 @@ def thin_plate_spline(xy, values, valid, height, width, smoothing=1e-3):
     """
     b, s, c = values.shape
     dtype = values.dtype
-    scale = float(max(height, width))
+    scale = SPLINE_LENGTH_PX      # fixed, not the tile size: every tile evaluates one function
     v = valid.to(torch.float64)
     p = xy.to(torch.float64) / scale
 
-    def kernel(r):
-        return torch.where(r > 0, r * r * torch.log(r.clamp_min(1e-12)), torch.zeros_like(r))
+    def kernel(a, q):
+        # U(r) = r^2 log r = r2 log(r2) / 2 with r2 = |a|^2 + |q|^2 - 2 a.q (no sqrt, one matmul)
+        r2 = ((a * a).sum(-1)[..., :, None] + (q * q).sum(-1)[..., None, :]
+              - 2.0 * a @ q.transpose(-1, -2)).clamp_min(0.0)
+        return torch.where(r2 > 1e-20, 0.5 * r2 * torch.log(r2.clamp_min(1e-20)), torch.zeros_like(r2))
 
-    k = kernel(torch.cdist(p, p)) * (v[:, :, None] * v[:, None, :])
+    k = kernel(p, p) * (v[:, :, None] * v[:, None, :])
     k = k + torch.diag_embed(smoothing * v + (1.0 - v))
     poly = torch.cat([torch.ones_like(p[..., :1]), p], -1) * v[..., None]           # (B, S, 3)
     ridge = -1e-9 * torch.eye(3, dtype=torch.float64, device=p.device).expand(b, 3, 3)
@@ -198,7 +222,7 @@ def thin_plate_spline(xy, values, valid, height, width, smoothing=1e-3):
     xs = (torch.arange(width, device=p.device, dtype=torch.float64) + 0.5) / scale
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1).expand(b, -1, -1)      # (B, HW, 2)
-    kg = kernel(torch.cdist(grid, p)) * v[:, None, :]
+    kg = kernel(grid, p) * v[:, None, :]
     out = kg @ coef[:, :s] + torch.cat([torch.ones_like(grid[..., :1]), grid], -1) @ coef[:, s:]
     return out.transpose(1, 2).reshape(b, c, height, width).to(dtype)
 

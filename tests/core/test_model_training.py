@@ -171,3 +171,26 @@ def test_ddp_two_cpu_processes_train_and_rank0_weights_load(tmp_path):
     r1 = torch.load(tmp_path / "ckpt" / "checkpoint_rank1.pt", weights_only=True)["model"]
     for k in r0:
         torch.testing.assert_close(r0[k], r1[k])
+
+
+def test_thin_plate_spline_is_exact_for_affine_fields_and_interpolates_stations():
+    from insar_gnss_3d.core.model import thin_plate_spline
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand((2, 12, 2), generator=gen, dtype=torch.float64) * 64
+    affine = 1.0 + 0.1 * xy[..., 0] - 0.05 * xy[..., 1]
+    bumpy = torch.sin(xy[..., 0] / 9.0) * torch.cos(xy[..., 1] / 13.0)
+    valid = torch.ones((2, 12), dtype=torch.bool)
+    valid[1, :4] = False                                    # ignored stations carry garbage
+    values = torch.stack([affine, bumpy], -1)
+    values[1, :4] = 1e6
+    out = thin_plate_spline(xy, values, valid, 64, 64, smoothing=0.0)
+    gy, gx = torch.meshgrid(torch.arange(64.0) + 0.5, torch.arange(64.0) + 0.5, indexing="ij")
+    expected = 1.0 + 0.1 * gx - 0.05 * gy
+    torch.testing.assert_close(out[0, 0], expected.double(), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[1, 0], expected.double(), rtol=0, atol=1e-5)
+    # at a station that sits on a pixel centre, the spline passes through its value
+    xy_c = torch.tensor([[[10.5, 20.5], [40.5, 30.5], [25.5, 50.5], [55.5, 8.5]]], dtype=torch.float64)
+    vals = torch.tensor([[[0.3], [-0.2], [0.5], [0.1]]], dtype=torch.float64)
+    grid = thin_plate_spline(xy_c, vals, torch.ones((1, 4), dtype=torch.bool), 64, 64, smoothing=0.0)
+    for (x, y), v in zip(xy_c[0].tolist(), vals[0, :, 0].tolist()):
+        assert abs(float(grid[0, 0, int(y), int(x)]) - v) < 1e-5
