@@ -4,10 +4,13 @@
 def algorithm_classes():
     """Classes of every algorithm, in toolbox order."""
     from .okada_displacement import OkadaDisplacementAlgorithm
+    from .synthesize_scene import SynthesizeSceneAlgorithm
     from .import_gnss import ImportGnssAlgorithm
     from .interpolate_gnss import InterpolateGnssAlgorithm
     from .decompose_los import DecomposeLosAlgorithm
     from .project_los import ProjectLosAlgorithm
     from .evaluate_displacement import EvaluateDisplacementAlgorithm
     from .extract_displacement import ExtractDisplacementAlgorithm
-    return [OkadaDisplacementAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm]
+    from .train_model import TrainModelAlgorithm
+    from .benchmark_model import BenchmarkModelAlgorithm
+    return [OkadaDisplacementAlgorithm, SynthesizeSceneAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm, TrainModelAlgorithm, BenchmarkModelAlgorithm]

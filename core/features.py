@@ -114,16 +114,18 @@ class NetworkInputs:
 
 
 def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pixel_m,
-                   scale_m=None) -> NetworkInputs:
+                   scale_m=None, remove_offsets=True) -> NetworkInputs:
     """Assemble :class:`NetworkInputs` from physical quantities.
 
     insar_epochs_m (B, 2, T, H, W) on the model epochs (see :func:`resample_epochs`), NaN
     invalid; los (B, 2, 3, H, W); dem_m (B, H, W); gnss_m (B, S, D, 3) with NaN gaps;
     gnss_xy_m (B, S, 2) in the scene frame (origin at the upper-left corner, y north);
-    ``scale_m`` (B,) to impose a scale (tiled inference uses one scale for the whole scene).
+    ``scale_m`` (B,) to impose a scale (tiled inference uses one scale for the whole scene);
+    ``remove_offsets=False`` when the caller already referenced the epochs (tiled inference
+    references the whole scene once, so tiles agree).
     """
     b, k, t, h, w = insar_epochs_m.shape
-    insar = remove_epoch_offsets(insar_epochs_m)
+    insar = remove_epoch_offsets(insar_epochs_m) if remove_offsets else insar_epochs_m
     valid = torch.isfinite(insar).all(dim=2)                                   # (B, 2, H, W)
     gnss_rel = gnss_relative(gnss_m)
     if scale_m is None:

@@ -18,6 +18,11 @@ import torch
 from .features import displacement_scale, gnss_relative, network_inputs, remove_epoch_offsets
 
 
+#: Stations farther than this from a tile [pixels of the working grid] are not given to it
+#: (training scenes saw stations up to 30 km outside; the spline's far-field weight is small).
+STATION_REACH_PX = 96
+
+
 class InferenceCancelled(Exception):
     """The cancel callback returned True."""
 
@@ -72,8 +77,10 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
         gnss_t = torch.full((1, 1, gnss_m.shape[1] if gnss_m.ndim == 3 else 121, 3), float("nan"))
         valid_t = torch.zeros((1, 1), dtype=torch.bool)
         gnss_xy_m = np.zeros((1, 2))
+    # reference every epoch once for the whole scene (a per-tile median would differ by tile)
     whole = remove_epoch_offsets(torch.as_tensor(insar, dtype=torch.float32)[None])
     scale = displacement_scale(whole, gnss_relative(gnss_t), valid_t)
+    insar = whole[0].numpy()
     del whole
 
     out = np.zeros((3, ph, pw), dtype=np.float64)
@@ -83,18 +90,26 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                       blend_window(tw, overlap_px if len(cols) > 1 else 0))
     done, total = 0, len(rows) * len(cols)
     xy = torch.as_tensor(gnss_xy_m, dtype=torch.float32)[None]
+    col_px, row_px = xy[0, :, 0] / pixel_m, -xy[0, :, 1] / pixel_m
     for r in rows:
         for c in cols:
             if is_canceled is not None and is_canceled():
                 raise InferenceCancelled("Inference cancelled.")
             tile = torch.as_tensor(insar[:, :, r:r + th, c:c + tw], dtype=torch.float32)[None]
             if torch.isfinite(tile).any():
-                shifted = xy.clone()
+                # stations within reach of the tile only: the cost stays per tile, not per network
+                near = ((col_px > c - STATION_REACH_PX) & (col_px < c + tw + STATION_REACH_PX)
+                        & (row_px > r - STATION_REACH_PX) & (row_px < r + th + STATION_REACH_PX))
+                near = near & valid_t[0]
+                if not bool(near.any()):
+                    near = torch.ones_like(near)        # no station near: the (invalid) rest
+                shifted = xy[:, near].clone()
                 shifted[..., 0] -= c * pixel_m
                 shifted[..., 1] += r * pixel_m
                 inputs = network_inputs(tile, torch.as_tensor(los_p[:, :, r:r + th, c:c + tw])[None],
                                         torch.as_tensor(dem_p[r:r + th, c:c + tw])[None],
-                                        gnss_t, shifted, valid_t, pixel_m, scale_m=scale).to(device)
+                                        gnss_t[:, near], shifted, valid_t[:, near], pixel_m,
+                                        scale_m=scale, remove_offsets=False).to(device)
                 pred = model(inputs) * inputs.scale_m[:, None, None, None]
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window

@@ -341,10 +341,6 @@ def test_tiles_blend_without_seams(model, large):
         assert (steps[:, borders].max(axis=1) <= limit).all(), (axis, steps[:, borders], limit)
 
 
-@pytest.mark.xfail(reason="core/model.py normalises with GroupNorm over each tile's whole area, so a "
-                          "tile's output depends on the tile's size and content: multi-tile and "
-                          "single-tile runs differ by ~40-70 % of the signal (see the report).",
-                   strict=False)
 def test_multi_tile_run_matches_a_single_tile_run(model, large):
     net, _ = model
     one = prepare.run_model(large, net, tile_px=96, overlap_px=0)
