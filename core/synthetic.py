@@ -321,6 +321,12 @@ class SceneSampler:
             if _scalar(gen, 0, 1, dev) < cfg.track_dropout_probability:
                 drop_track = int(torch.randint(2, (1,), generator=gen, device=dev))
             valid_common = self._coverage(dem[b])
+            # one call per scene for both tracks' delays and masks (same regional atmosphere
+            # regime, independent fields): half the FFT calls
+            counts = [len(acquisitions[b][0]), len(acquisitions[b][1])]
+            delays = torch.split(self._delays(sum(counts), dem[b]), counts)
+            fractions = _uniform(gen, *cfg.decorrelated_fraction, (2,), dev).float()
+            masks = noise.decorrelation_mask((2, n, n), cfg.pixel_m, fractions, generator=gen, device=dev)
             for t, heading_range in enumerate((cfg.heading_asc_deg, cfg.heading_desc_deg)):
                 heading = _scalar(gen, *heading_range, dev)
                 centre_inc = _scalar(gen, cfg.incidence_deg[0] + 2, cfg.incidence_deg[1] - 2, dev)
@@ -338,11 +344,10 @@ class SceneSampler:
                 hist = torch.as_tensor(np.interp(days, np.arange(cfg.gnss_days), history[b].cpu().numpy()),
                                        device=dev).float()
                 signal = (truth[b] * vec).sum(0)                                # LOS of the truth
-                delay = self._delays(k, dem[b])                                 # (k, n, n)
+                delay = delays[t]                                               # (k, n, n)
                 series = hist[:, None, None] * signal + delay - delay[:1]
                 series = series + _uniform(gen, -cfg.epoch_offset_m, cfg.epoch_offset_m, (k, 1, 1), dev).float()
-                valid = valid_common & noise.decorrelation_mask(
-                    (n, n), cfg.pixel_m, _scalar(gen, *cfg.decorrelated_fraction, dev), generator=gen, device=dev)
+                valid = valid_common & masks[t]
                 if t == drop_track:
                     valid = torch.zeros_like(valid)
                 insar[b, t, :k] = torch.where(valid, series, torch.full_like(series, float("nan")))

@@ -296,6 +296,7 @@ def write_report(paths: dict, scores: dict, meta: dict):
     unit, scale = ("mm", 1e3) if big < 0.1 else (("cm", 1e2) if big < 1.0 else ("m", 1.0))
     fig = maps_figure(fields, extent_km, [(x / 1e3, y / 1e3) for x, y in stations],
                       [(x / 1e3, y / 1e3) for x, y in outline], unit, scale)
+    fig.savefig(str(paths["report"].parent / "maps.png"), dpi=72)   # for the README
 
     event = (f"Mw {fault['mw']:.2f} thrust: strike {fault['strike_deg']:.0f}°, dip "
              f"{fault['dip_deg']:.0f}°, rake {fault['rake_deg']:.0f}°, slip {fault['slip_m']:.2f} m "
