@@ -19,15 +19,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .configs import DictConfig
+
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Architecture; saved in model files. ``epochs`` = model epochs T, ``gnss_days`` = D."""
 
     epochs: int = 16
@@ -58,19 +60,6 @@ class ModelConfig:
     def insar_channels(self) -> int:
         """Input channels of the InSAR branch: 2T epochs + 2 masks + 6 LOS components."""
         return 2 * self.epochs + 2 + 6
-
-    def to_dict(self):
-        """Plain dict for the model file."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        """Inverse of :meth:`to_dict`; an unknown key raises and lists the valid ones."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown model options {sorted(unknown)}; valid: {sorted(known)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class PixelNorm(nn.Module):

@@ -13,20 +13,21 @@ origin at the scene's upper-left corner, x east, y north (so pixel centres have 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 
 from . import noise
+from .configs import DictConfig
 from .conventions import GNSS_DAYS
 from .geometry import los_unit_vector
 from .okada import Fault, surface_displacement
 
 
 @dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(DictConfig):
     """What the scene sampler draws from. Ranges are (low, high); units in the names.
 
     Defaults follow METHOD.md and go well beyond typical values (atmospheric noise up to
@@ -78,19 +79,6 @@ class SceneConfig:
     def __post_init__(self):
         if self.size_px < 8 or self.pixel_m <= 0 or self.model_epochs < 2:
             raise ValueError(f"Unusable scene configuration: {self}.")
-
-    def to_dict(self):
-        """Plain dict (saved in model files)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values):
-        """Inverse of :meth:`to_dict`; unknown keys are an error that lists the valid ones."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Unknown scene options {sorted(unknown)}; valid: {sorted(known)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def model_epoch_days(config: SceneConfig):
