@@ -6,8 +6,11 @@ from dataclasses import asdict
 class DictConfig:
     """Mixin for frozen dataclasses: ``to_dict`` / ``from_dict`` (lists back to tuples).
 
-    ``from_dict`` refuses unknown keys with an error that lists the valid ones.
+    ``from_dict`` refuses unknown keys with an error that lists the valid ones; the class
+    attribute ``options_name`` names them in that message.
     """
+
+    options_name = "configuration"
 
     def to_dict(self):
         """Plain dict (JSON- and ``weights_only``-safe)."""
@@ -19,5 +22,5 @@ class DictConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"Unknown {cls.__name__} options {sorted(unknown)}; valid: {sorted(known)}.")
+            raise ValueError(f"Unknown {cls.options_name} options {sorted(unknown)}; valid: {sorted(known)}.")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

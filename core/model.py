@@ -32,6 +32,8 @@ from .configs import DictConfig
 class ModelConfig(DictConfig):
     """Architecture; saved in model files. ``epochs`` = model epochs T, ``gnss_days`` = D."""
 
+    options_name = "model"
+
     epochs: int = 16
     gnss_days: int = 121
     width: int = 32

@@ -34,6 +34,8 @@ class SceneConfig(DictConfig):
     30 mm per acquisition) so that a model trained on them holds on other generators.
     """
 
+    options_name = "scene"
+
     size_px: int = 64
     pixel_m: float = 1000.0
     model_epochs: int = 16
