@@ -6,8 +6,7 @@ import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProcessing,
                        QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingLayerPostProcessorInterface, QgsProject, QgsRasterLayer,
-                       QgsRectangle)
+                       QgsProcessingLayerPostProcessorInterface, QgsProject, QgsRectangle)
 from qgis.PyQt.QtGui import QIcon
 
 from .provider import ICON_PATH
@@ -124,7 +123,7 @@ class _StyleFromQml(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         """Load the style."""
-        if isinstance(layer, QgsRasterLayer) or layer is not None:
+        if layer is not None:
             layer.loadNamedStyle(self.qml_path)
             layer.triggerRepaint()
 
