@@ -7,7 +7,8 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 * training: scenes per second through forward + backward + AdamW step (``Trainer.train_step``)
   on one fixed batch, best of ``steps`` after a warm-up step;
 * generation: scenes per second of ``SceneSampler.sample(16)`` plus ``batch_to_inputs``
-  (everything between the seed and the network's inputs), best of ``repeats``;
+  (everything between the seed and the network's inputs), best of ``repeats``; the two are
+  timed alternately;
 * their ratio generation / training: on-the-fly data must not be the bottleneck (goal >= 5);
 * inference: seconds for one model-sized tile (64 x 64, the training scene) and for one
   128 x 128 tile (``predict_scene``'s default tile), best of ``repeats``;
@@ -34,7 +35,7 @@ def _best(fn, repeats):
     return best
 
 
-def run(batch_size=16, steps=3, repeats=3, device="cpu", threads=None):
+def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     """Measure; print and return a dict of the figures.
 
     ``threads``: torch CPU threads (None = torch's default, all cores). On a shared machine
@@ -63,9 +64,12 @@ def run(batch_size=16, steps=3, repeats=3, device="cpu", threads=None):
             return batch_to_inputs(sampler.sample(batch_size), scene)
 
     inputs, target = generate()                     # warm-up (FFT plans, allocations)
-    gen_s = _best(generate, repeats)
     trainer.train_step(inputs, target)              # warm-up (autograd graph, allocator)
-    train_s = _best(lambda: trainer.train_step(inputs, target), steps)
+    # alternate, so that both see the same machine state (other work on a shared machine)
+    gen_s = train_s = float("inf")
+    for _ in range(max(steps, repeats)):
+        gen_s = min(gen_s, _best(generate, 1))
+        train_s = min(train_s, _best(lambda: trainer.train_step(inputs, target), 1))
     train_rate = batch_size / train_s
     gen_rate = batch_size / gen_s
 
@@ -104,8 +108,8 @@ def run(batch_size=16, steps=3, repeats=3, device="cpu", threads=None):
     print(f"Training, default recipe ({scene.size_px} px scenes, width {model.config.width}, batch "
           f"{batch_size}) on {result['device']} with {result['threads']} threads, load average "
           f"{result['load_average']:.1f}:")
-    print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {steps})")
-    print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {repeats})")
+    print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {max(steps, repeats)})")
+    print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {max(steps, repeats)})")
     print(f"  generation / training = {result['generation_over_training']:.1f}x (goal >= 5x)")
     print(f"  inference  {1e3 * infer_64:.0f} ms per {scene.size_px} x {scene.size_px} tile, "
           f"{1e3 * infer_128:.0f} ms per 128 x 128 tile")

@@ -10,6 +10,7 @@ the problem the same; the output is multiplied back).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +74,29 @@ def gnss_relative(gnss_m, start_days: int = 10):
     return gnss_m - torch.nan_to_num(start, nan=0.0)[:, :, None]
 
 
+def high_nanquantile(values, q: float):
+    """``torch.nanquantile(values, q, dim=1)`` (linear interpolation) of a (B, N) tensor, for
+    ``q`` close to 1: from each row's top ``(1 - q) (N - 1) + 3`` values (a partial
+    selection, ~10x faster than nanquantile's full sort at N ~ 1e5). NaN for all-NaN rows.
+    """
+    n = values.shape[1]
+    valid = ~torch.isnan(values)
+    count = valid.sum(dim=1)
+    k = min(n, math.ceil((1.0 - q) * (n - 1)) + 3)    # +3: rounding of the rank below
+    top = torch.topk(torch.where(valid, values, torch.full_like(values, -math.inf)), k, dim=1).values
+    # as torch.nanquantile: rank q (count - 1) in the values' dtype, lerp between its neighbours
+    rank = torch.as_tensor(q, dtype=values.dtype, device=values.device) * (count - 1).to(values.dtype)
+    below = rank.long()
+    weight = rank - below.to(values.dtype)
+    # ascending index j among the valid values is descending index count - 1 - j in top
+    lo = (count - 1 - below).clamp(0, k - 1)
+    hi = (count - 2 - below).clamp(0, k - 1)
+    v_lo = top.gather(1, lo[:, None])[:, 0]
+    v_hi = top.gather(1, hi[:, None])[:, 0]
+    out = torch.lerp(v_lo, v_hi, weight)
+    return torch.where(count > 0, out, torch.full_like(out, math.nan))
+
+
 def displacement_scale(insar_m, gnss_rel_m, gnss_valid):
     """Per-scene scale [m]: the largest of MIN_SCALE_M, the 99th percentile of |InSAR| and the
     largest |GNSS| end-of-window displacement (median of the last 10 days). (B,) tensor."""
@@ -80,7 +104,7 @@ def displacement_scale(insar_m, gnss_rel_m, gnss_valid):
     flat = insar_m.reshape(b, -1).abs()
     step = max(1, flat.shape[1] // 200_000)         # quantile on a sample: large scenes stay fast
     sample = flat[:, ::step]
-    q = torch.nanquantile(sample.float(), 0.99, dim=1)
+    q = high_nanquantile(sample.float(), 0.99)
     q = torch.nan_to_num(q, nan=0.0)
     tail = torch.nanmedian(gnss_rel_m[:, :, -10:], dim=2).values.abs()           # (B, S, 3)
     tail = torch.where(gnss_valid[..., None], torch.nan_to_num(tail, nan=0.0), torch.zeros_like(tail))

@@ -81,6 +81,8 @@ References
 from __future__ import annotations
 
 import math
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence, Union
 
@@ -249,14 +251,38 @@ def _randn_complex(size, generator, device, dtype):
     def fill(i):
         chunks[i].normal_(0.0, 0.5 ** 0.5, generator=torch.Generator().manual_seed(seeds[i]))
 
+    def fill_every(first, step):
+        for i in range(first, _CPU_STREAMS, step):
+            fill(i)
+
     workers = min(_CPU_STREAMS, torch.get_num_threads())
     if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(fill, range(_CPU_STREAMS)))
+        list(_stream_pool().map(fill_every, range(workers), [workers] * workers))
     else:
-        for i in range(_CPU_STREAMS):
-            fill(i)
+        fill_every(0, 1)
     return z
+
+
+_POOL, _POOL_LOCK = None, threading.Lock()
+
+
+def _stream_pool():
+    """Threads that fill the noise streams, created once (a pool per call costs ~1 ms)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_CPU_STREAMS, thread_name_prefix="noise")
+    return _POOL
+
+
+def _forget_pool_after_fork():
+    """A forked child (a DataLoader worker) inherits the pool object but not its threads."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_factor):
@@ -264,8 +290,10 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
 
     ``amplitude(mh, mw)`` returns the square root of the 2-D power spectrum (up to a
     constant) on the half-plane ``ky >= 0`` of an ``mh x mw`` grid, shape
-    ``(..., mh // 2 + 1, mw)`` with any parameter dimensions in front (see
-    :func:`_k2_grid`). ``mh, mw`` are ``pad_factor x`` the map size, rounded up to fast
+    ``(P, mh // 2 + 1, mw)`` for ``P`` distinct spectra (see :func:`_k2_grid`), and
+    ``which``, the index of each field's spectrum (shape ``shape[:-2]``), or None for one
+    spectrum shared by all fields: spectra are built and normalised once per distinct
+    parameter, not once per field. ``mh, mw`` are ``pad_factor x`` the map size, rounded up to fast
     even FFT lengths. White circular complex Gaussian noise ``Z`` with ``E|Z|^2 = 1`` is
     drawn on that half-plane, made Hermitian along ``kx`` on the self-conjugate rows
     ``ky = 0`` and ``ky = Nyquist`` so that it has the law of the FFT of real white noise,
@@ -277,13 +305,14 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
     if not (pad_factor >= 1.0 and math.isfinite(pad_factor)):
         raise ValueError(f"pad_factor must be >= 1, got {pad_factor}.")
     mh, mw = _fft_size(math.ceil(pad_factor * h)), _fft_size(math.ceil(pad_factor * w))
-    amp = amplitude(mh, mw)
+    amp, which = amplitude(mh, mw)
     # Weights of the half-plane rows in the full-plane sum: ky = 0 and ky = Nyquist once.
     weight = torch.full((mh // 2 + 1, 1), 2.0, dtype=dtype, device=device)
     weight[0] = 1.0
     weight[-1] = 1.0
     total = (amp.square() * weight).sum(dim=(-2, -1), keepdim=True)
     amp = amp * (mh * mw / torch.sqrt(total))
+    amp = amp[0] if which is None else amp[which]
 
     z = _randn_complex(lead + (mh // 2 + 1, mw), generator, draw_device, dtype).to(device)
     # Hermitian symmetry along kx on the rows ky = 0 and ky = Nyquist:
@@ -292,7 +321,7 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
     rows = [0, mh // 2]
     edge = z[..., rows, :]
     z[..., rows, :] = (edge + edge[..., flip].conj()) * (0.5 ** 0.5)
-    z.mul_(amp)
+    torch.view_as_real(z).mul_(amp[..., None])        # real filter: no complex copy of amp
     # Complex inverse FFT along x (contiguous), crop the columns, then the real inverse FFT
     # along y, crop the rows.
     y = torch.fft.ifft(z, dim=-1)[..., :w]
@@ -307,22 +336,31 @@ def _k2_grid(mh, mw, dtype, device):
     return ky[:, None] ** 2 + kx[None, :] ** 2
 
 
-def _exponential_amplitude(length_px, dtype, device):
+def _distinct(length_px, lead):
+    """(distinct values (P,), index of each field's value, shape ``lead``) of a tensor
+    broadcastable to ``lead``."""
+    lengths, which = torch.unique(length_px.expand(lead).reshape(-1), return_inverse=True)
+    return lengths, which.reshape(lead)
+
+
+def _exponential_amplitude(length_px, lead, dtype, device):
     """Filter for the covariance exp(-r / L) by circulant embedding (Dietrich & Newsam 1997).
 
     The covariance is sampled on the ``mh x mw`` torus with minimum-image distances; its
     FFT is the PSD ``(1 + (2 pi k L)^2)^(-3/2)`` folded (aliased) onto the pixel grid.
     Negative eigenvalues (the embedding is not always non-negative definite) are set to 0.
-    ``length_px`` is a tensor ``(..., 1, 1)`` [pixels].
+    ``length_px`` [pixels] broadcasts to the fields' leading dimensions ``lead``; one FFT
+    per distinct length.
     """
     def amplitude(mh, mw):
         dy = torch.arange(mh, device=device, dtype=dtype)
         dx = torch.arange(mw, device=device, dtype=dtype)
         dy, dx = torch.minimum(dy, mh - dy), torch.minimum(dx, mw - dx)
         r = torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
-        cov = torch.exp(-r / length_px)                                  # (..., mh, mw)
+        lengths, which = _distinct(length_px, lead)
+        cov = torch.exp(-r / lengths[:, None, None])                     # (P, mh, mw)
         eig = torch.fft.rfftn(cov, dim=(-1, -2)).real                    # halves dim -2
-        return torch.sqrt(eig.clamp(min=0.0))
+        return torch.sqrt(eig.clamp(min=0.0)), which
     return amplitude
 
 
@@ -421,9 +459,8 @@ def turbulence(shape: Sequence[int], pixel_m: float, sigma_m: Amplitude, corr_le
     The power-law spectrum is sampled on the padded grid up to the Nyquist wavenumber (its
     variance is dominated by the largest scales, not the smallest).
 
-    Cost: for a float ``corr_length_m`` the filter is computed once per call; a tensor
-    with ``P`` distinct entries builds ``P`` filters on the padded grid (``"exponential"``:
-    one FFT each), which can double the time of a call.
+    Cost: a filter is built once per distinct ``corr_length_m`` in the call
+    (``"exponential"``: one FFT each), so scenes that share a length are cheap to batch.
     """
     shape = _check_shape(shape)
     pixel_m = _check_pixel(pixel_m)
@@ -434,7 +471,7 @@ def turbulence(shape: Sequence[int], pixel_m: float, sigma_m: Amplitude, corr_le
     lead = shape[:-2]
     sigma = _param(sigma_m, "sigma_m", lead, out, dtype, low=0.0)
     length = _param(corr_length_m, "corr_length_m", lead, out, dtype, low=0.0, low_open=True)
-    length_px = (length / pixel_m)[..., None, None]
+    length_px = length / pixel_m
 
     if kind == "powerlaw":
         def amplitude(mh, mw):
@@ -442,9 +479,10 @@ def turbulence(shape: Sequence[int], pixel_m: float, sigma_m: Amplitude, corr_le
             k2 = _k2_grid(mh, mw, dtype, out)
             k2_safe = torch.where(k2 > 0, k2, torch.ones_like(k2))
             slope = torch.where(k2 > 0, k2_safe ** (-2.0 / 3.0), torch.zeros_like(k2))
-            return slope * torch.rsqrt(torch.sqrt(1.0 + k2 * length_px ** 2))
+            lengths, which = _distinct(length_px, lead)
+            return slope * torch.rsqrt(torch.sqrt(1.0 + k2 * lengths[:, None, None] ** 2)), which
     else:
-        amplitude = _exponential_amplitude(length_px, dtype, out)
+        amplitude = _exponential_amplitude(length_px, lead, dtype, out)
 
     field = _unit_field(shape, amplitude, generator, draw, out, dtype, pad_factor)
     return field * sigma[..., None, None]
@@ -592,7 +630,7 @@ def decorrelation_mask(shape: Sequence[int], pixel_m: float, fraction: Amplitude
     length = _param(corr_length_m, "corr_length_m", (), out, torch.float32, low=0.0, low_open=True)
     length_px = float(length) / pixel_m
 
-    amplitude = _exponential_amplitude(torch.tensor(length_px, device=out), torch.float32, out)
+    amplitude = _exponential_amplitude(torch.tensor(length_px, device=out), lead, torch.float32, out)
     field = _unit_field(shape, amplitude, generator, draw, out, torch.float32, PAD_FACTOR)
     threshold = torch.special.ndtri(1.0 - frac.to(torch.float64)).to(torch.float32)
     return field <= threshold[..., None, None]
@@ -770,7 +808,7 @@ def fractal_dem(shape: Sequence[int], pixel_m: float, relief_m: Amplitude, beta:
     def amplitude(mh, mw):
         k2 = _k2_grid(mh, mw, dtype, out)
         k2_safe = torch.where(k2 > 0, k2, torch.ones_like(k2))
-        return torch.where(k2 > 0, k2_safe ** (-(beta + 1.0) / 4.0), torch.zeros_like(k2))
+        return torch.where(k2 > 0, k2_safe ** (-(beta + 1.0) / 4.0), torch.zeros_like(k2))[None], None
 
     field = _unit_field(shape, amplitude, generator, draw, out, dtype, PAD_FACTOR)
     flat = field.reshape(lead + (h * w,))

@@ -306,17 +306,18 @@ class SceneSampler:
         acq = torch.full((count, 2, a_max), float("nan"), device=dev, dtype=torch.float64)
         los = torch.empty((count, 2, 3, n, n), device=dev)
         u = (torch.arange(n, device=dev, dtype=torch.float64) + 0.5) / n - 0.5
+        # the random fields of the whole batch in one call each (the per-call cost dominates
+        # at training size); both tracks of a scene share its atmospheric regime
+        counts = [len(pair[0]) + len(pair[1]) for pair in acquisitions]
+        delays = torch.split(self._delays(counts, dem), counts)
+        fractions = _uniform(gen, *cfg.decorrelated_fraction, (count, 2), dev).float()
+        masks = noise.decorrelation_mask((count, 2, n, n), cfg.pixel_m, fractions, generator=gen, device=dev)
         for b in range(count):
             drop_track = -1
             if _scalar(gen, 0, 1, dev) < cfg.track_dropout_probability:
                 drop_track = int(torch.randint(2, (1,), generator=gen, device=dev))
             valid_common = self._coverage(dem[b])
-            # one call per scene for both tracks' delays and masks (same regional atmosphere
-            # regime, independent fields): half the FFT calls
-            counts = [len(acquisitions[b][0]), len(acquisitions[b][1])]
-            delays = torch.split(self._delays(sum(counts), dem[b]), counts)
-            fractions = _uniform(gen, *cfg.decorrelated_fraction, (2,), dev).float()
-            masks = noise.decorrelation_mask((2, n, n), cfg.pixel_m, fractions, generator=gen, device=dev)
+            track_delays = torch.split(delays[b], [len(acquisitions[b][0]), len(acquisitions[b][1])])
             for t, heading_range in enumerate((cfg.heading_asc_deg, cfg.heading_desc_deg)):
                 heading = _scalar(gen, *heading_range, dev)
                 centre_inc = _scalar(gen, cfg.incidence_deg[0] + 2, cfg.incidence_deg[1] - 2, dev)
@@ -334,10 +335,10 @@ class SceneSampler:
                 hist = torch.as_tensor(np.interp(days, np.arange(cfg.gnss_days), history[b].cpu().numpy()),
                                        device=dev).float()
                 signal = (truth[b] * vec).sum(0)                                # LOS of the truth
-                delay = delays[t]                                               # (k, n, n)
+                delay = track_delays[t]                                         # (k, n, n)
                 series = hist[:, None, None] * signal + delay - delay[:1]
                 series = series + _uniform(gen, -cfg.epoch_offset_m, cfg.epoch_offset_m, (k, 1, 1), dev).float()
-                valid = valid_common & masks[t]
+                valid = valid_common & masks[b, t]
                 if t == drop_track:
                     valid = torch.zeros_like(valid)
                 insar[b, t, :k] = torch.where(valid, series, torch.full_like(series, float("nan")))
@@ -355,43 +356,58 @@ class SceneSampler:
             valid = valid & (xx * math.cos(angle) + yy * math.sin(angle) < _scalar(gen, 0.2, 0.5, dev))
         return valid
 
-    def _delays(self, k, dem):
-        """Atmospheric + orbital delay of each acquisition (before referencing), (k, n, n) [m]."""
+    def _delays(self, counts, dem):
+        """Atmospheric + orbital delay of every acquisition (before referencing) [m].
+
+        ``counts[b]`` acquisitions of scene ``b`` (DEM ``dem[b]``), consecutive in the
+        result, (sum(counts), n, n). Each scene has its own regime (turbulence amplitude,
+        correlation length and spectrum, stratification strength); each acquisition its
+        own fields, amplitude factor and stratified coefficient.
+        """
         cfg, gen, dev = self.config, self.generator, self.device
-        n = cfg.size_px
-        sigma = _scalar(gen, *cfg.turbulence_sigma_m, dev)
-        corr = _scalar(gen, *cfg.correlation_length_m, dev)
-        kind = "powerlaw" if _scalar(gen, 0, 1, dev) < 0.5 else "exponential"
-        sigmas = sigma * _uniform(gen, 0.5, 1.5, (k,), dev).float()
-        turb = noise.turbulence((k, n, n), cfg.pixel_m, sigmas, corr, kind=kind, generator=gen, device=dev)
-        coeff = _uniform(gen, -1, 1, (k,), dev).float() * _scalar(gen, 0, cfg.stratified_m_per_m, dev)
-        strat = noise.stratified(dem.expand(k, n, n), coeff)
-        ramps = noise.ramp((k, n, n), cfg.pixel_m, _uniform(gen, 0, cfg.ramp_m_per_m, (k,), dev).float(),
+        n, scenes, total = cfg.size_px, len(counts), int(sum(counts))
+        scene_of = torch.repeat_interleave(torch.arange(scenes, device=dev),
+                                           torch.as_tensor(counts, device=dev))
+        sigma = _uniform(gen, *cfg.turbulence_sigma_m, (scenes,), dev).float()
+        corr = _uniform(gen, *cfg.correlation_length_m, (scenes,), dev)[scene_of]
+        powerlaw = (torch.rand(scenes, generator=gen, device=dev) < 0.5)[scene_of]
+        sigmas = sigma[scene_of] * _uniform(gen, 0.5, 1.5, (total,), dev).float()
+        turb = torch.empty((total, n, n), device=dev)
+        for kind, chosen in (("powerlaw", powerlaw), ("exponential", ~powerlaw)):
+            if bool(chosen.any()):
+                turb[chosen] = noise.turbulence((int(chosen.sum()), n, n), cfg.pixel_m, sigmas[chosen],
+                                                corr[chosen], kind=kind, generator=gen, device=dev)
+        strength = _uniform(gen, 0, cfg.stratified_m_per_m, (scenes,), dev).float()
+        coeff = _uniform(gen, -1, 1, (total,), dev).float() * strength[scene_of]
+        strat = noise.stratified(dem[scene_of], coeff)
+        ramps = noise.ramp((total, n, n), cfg.pixel_m, _uniform(gen, 0, cfg.ramp_m_per_m, (total,), dev).float(),
                            generator=gen, device=dev)
         return turb + strat + ramps
 
     def _gnss(self, station_sets, station_disp, history):
+        """Daily E/N/U series of every scene's stations, padded to the largest network."""
         cfg, gen, dev = self.config, self.generator, self.device
         count, days = len(station_sets), cfg.gnss_days
-        s_max = max(1, max(len(xy) for xy in station_sets))
-        gnss = torch.full((count, s_max, days, 3), float("nan"), device=dev)
+        sizes = [len(xy) for xy in station_sets]
+        s_max = max(1, max(sizes))
+        valid = torch.arange(s_max, device=dev)[None, :] < torch.as_tensor(sizes, device=dev)[:, None]
         gnss_xy = torch.zeros((count, s_max, 2), device=dev)
-        valid = torch.zeros((count, s_max), dtype=torch.bool, device=dev)
-        for b, (xy, disp) in enumerate(zip(station_sets, station_disp)):
-            s = len(xy)
-            if s == 0:
-                continue
-            signal = history[b].float()[None, :, None] * disp.float()[:, None, :]   # (S, D, 3)
-            sample = lambda rng: _scalar(gen, *rng, dev)  # noqa: E731
-            err = noise.gnss_noise((s, days), sample(cfg.gnss_white_h_m), sample(cfg.gnss_white_v_m),
-                                   sample(cfg.gnss_rw_h_m_per_sqrt_day), sample(cfg.gnss_rw_v_m_per_sqrt_day),
-                                   common_mode_m=sample(cfg.gnss_common_mode_m), generator=gen, device=dev)
-            offset = _uniform(gen, -1.0, 1.0, (s, 1, 3), dev).float()
-            observed = noise.gnss_gaps((s, days), sample(cfg.gnss_gap_fraction), generator=gen, device=dev)
-            series = signal + err + offset
-            gnss[b, :s] = torch.where(observed[..., None], series, torch.full_like(series, float("nan")))
-            gnss_xy[b, :s] = xy.float()
-            valid[b, :s] = True
+        disp = torch.zeros((count, s_max, 3), device=dev)
+        for b, (xy, d) in enumerate(zip(station_sets, station_disp)):
+            gnss_xy[b, :len(xy)] = xy.float()
+            disp[b, :len(xy)] = d.float()
+        # one noise regime per scene, drawn for the whole batch (padding stations included)
+        per_scene = lambda rng: _uniform(gen, *rng, (count,), dev)  # noqa: E731
+        err = noise.gnss_noise((count, s_max, days), per_scene(cfg.gnss_white_h_m),
+                               per_scene(cfg.gnss_white_v_m), per_scene(cfg.gnss_rw_h_m_per_sqrt_day),
+                               per_scene(cfg.gnss_rw_v_m_per_sqrt_day),
+                               common_mode_m=per_scene(cfg.gnss_common_mode_m), generator=gen, device=dev)
+        offset = _uniform(gen, -1.0, 1.0, (count, s_max, 1, 3), dev).float()
+        observed = noise.gnss_gaps((count, s_max, days), per_scene(cfg.gnss_gap_fraction),
+                                   generator=gen, device=dev)
+        series = history.float()[:, None, :, None] * disp[:, :, None, :] + err + offset
+        keep = (observed & valid[:, :, None])[..., None]
+        gnss = torch.where(keep, series, torch.full_like(series, float("nan")))
         return gnss, gnss_xy, valid
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from insar_gnss_3d.core.features import resample_epochs
+from insar_gnss_3d.core.features import high_nanquantile, resample_epochs
 from insar_gnss_3d.core.model import DualBranchNet, ModelConfig
 from insar_gnss_3d.core.modelfile import ModelFileError, load_model, read_model_file, save_model
 from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
@@ -148,6 +148,18 @@ def test_resample_epochs_is_linear_in_time():
     series[0, 0, :3] = torch.tensor([0.0, 1.2, 2.4])[:, None, None]
     out = resample_epochs(series, days, np.array([0.0, 6.0, 18.0, 30.0]))
     np.testing.assert_allclose(out[0, 0, :, 0, 0].numpy(), [0.0, 0.6, 1.8, 2.4], rtol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 101, 20_000])
+def test_high_nanquantile_equals_torch_nanquantile(n):
+    gen = torch.Generator().manual_seed(n)
+    values = torch.randn(6, n, generator=gen).abs()
+    missing = torch.rand(6, n, generator=gen) < torch.tensor([0.0, 0.1, 0.5, 0.9, 0.99, 1.0])[:, None]
+    values[missing] = float("nan")
+    values[2, 0] = float("inf")
+    for q in (0.99, 0.9):
+        expected = torch.nanquantile(values, q, dim=1)
+        assert torch.equal(high_nanquantile(values, q).nan_to_num(-1.0), expected.nan_to_num(-1.0))
 
 
 @pytest.mark.slow
