@@ -8,6 +8,9 @@ the same process, alternately, best of ``repeats``:
 * ours, numpy arrays in (blocks on a thread pool, one worker per core);
 * ours, CPU torch tensors in (the same numpy kernel on zero-copy views);
 * ours, the torch kernel that tensors on a GPU or needing gradients take, run on the CPU;
+* ours, the same kernel compiled by ``torch.compile`` (inductor), numpy arrays in (switched
+  on only for this row; its first call, printed, includes the compile: cold, or warm from
+  inductor's on-disk cache of an earlier run);
 * pyrocko ``modelling.okada_ext.okada`` (Okada 1992 DC3D in C with OpenMP, one thread per
   core and one thread; it also returns the nine displacement derivatives, which DC3D
   computes anyway).
@@ -16,7 +19,8 @@ Points per second (wall clock) and per CPU-second (process CPU time, all threads
 printed: on a machine shared with other work the second is the steadier comparison.
 
 Conventions (checked, not assumed: the maximum difference is printed and must be below
-1e-10 of the peak on the timed field and on three mechanisms of a second fault):
+1e-10 of the peak on the timed field and on three mechanisms of a second fault, for the
+eager and the compiled kernel; the latter compiles three more kinds of fault for it):
 pyrocko's source is ``(north, east, depth, strike, dip, al1, al2, aw1, aw2)`` with the
 reference point at our top-edge centre, ``al`` along strike in [-L/2, L/2] and ``aw`` up-dip
 in [-W, 0]; dislocations ``(slip cos rake, slip sin rake, opening)``; receivers and
@@ -29,6 +33,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -99,13 +104,43 @@ def run(points=POINTS, repeats=3):
 
     def torch_kernel():
         with torch.no_grad():
-            return okada._torch_displacement([(fault, okada._terms(fault, 0.25))], te, tn)
+            return okada._torch_displacement(okada._terms(fault, 0.25), te, tn)
+
+    def switched(fn):
+        """fn with the compiled kernel on (off again afterwards: the other rows are eager)."""
+        def on(*args):
+            assert okada.use_compiled_kernel(True)
+            try:
+                return fn(*args)
+            finally:
+                okada.use_compiled_kernel(False)
+        return on
 
     paths = {
         "ours numpy": lambda: np.array(surface_displacement(fault, east, north)),
         "ours torch (CPU tensors)": lambda: torch.stack(surface_displacement(fault, te, tn)).numpy(),
         "ours torch kernel (GPU/autograd path, on CPU)": lambda: torch_kernel().numpy(),
     }
+    was_compiled = okada._COMPILE
+    compiled_name = "ours compiled (torch.compile, inductor)"
+    compiled_note = "skipped, torch.compile is not supported here"
+    if okada.use_compiled_kernel(True):
+        from torch._dynamo.utils import counters
+
+        okada.use_compiled_kernel(False)
+        compiled = switched(lambda: np.array(surface_displacement(fault, east, north)))
+        hits = counters["inductor"]["fxgraph_cache_hit"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first_call = _timed(compiled)[0]           # compiles: time of the first call
+        warm = counters["inductor"]["fxgraph_cache_hit"] > hits
+        compiled_note = (f"first call {first_call:.1f} s "
+                         f"({'warm, from inductor on-disk cache' if warm else 'cold compile'})")
+        failed = [w.message for w in caught if "compiled Okada kernel" in str(w.message)]
+        if failed:
+            compiled_note = f"skipped, {failed[0]}"
+        else:
+            paths[compiled_name] = compiled
     peers = []
     if pyrocko is not None:
         for threads in sorted({cores, 1}, reverse=True):
@@ -133,14 +168,19 @@ def run(points=POINTS, repeats=3):
         result[name] = {"points_per_s": rate, "points_per_cpu_s": cpu_rate, "max_abs_diff_m": diff}
         print(f"  {name:47s} {rate / 1e6:6.2f} M points/s  ({cpu_rate / 1e6:5.2f} M per CPU-s)"
               f"  max |diff| to ours numpy {diff:.1e} m (peak {peak:.3f} m)")
+    if compiled_name in paths:
+        result[compiled_name]["first_call_s"] = first_call
+    print(f"  {compiled_name}: {compiled_note}")
     if pyrocko is None:
         print(f"  pyrocko: skipped, cannot import pyrocko.modelling.okada_ext: {why_not}")
+        okada.use_compiled_kernel(was_compiled)
         return result
     # against pyrocko's best: fastest wall clock, and fewest CPU-seconds (OpenMP threads
     # that wait at a barrier on a busy machine burn CPU, so one thread is its best there)
     best_wall = min(min(wall[p]) for p in peers)
     best_cpu = min(min(cpu[p]) for p in peers)
-    for name in ("ours numpy", "ours torch (CPU tensors)"):
+    ours = ("ours numpy", "ours torch (CPU tensors)", compiled_name)
+    for name in [name for name in ours if name in paths]:
         ratio = best_wall / min(wall[name])
         cpu_ratio = best_cpu / min(cpu[name])
         result[f"ratio {name} / pyrocko"] = ratio
@@ -152,6 +192,16 @@ def run(points=POINTS, repeats=3):
     verdict = "identical to rounding" if max(worst, timed) < 1e-10 else "DIFFERENT"
     print(f"  ours vs pyrocko: max |diff| / peak {timed:.1e} on the timed field, {worst:.1e} over "
           f"strike-slip, dip-slip, tensile and oblique slip on a 61-deg fault -> {verdict}")
+    if compiled_name in paths:
+        seconds, _, worst = _timed(lambda: _check_conventions(pyrocko, Fault,
+                                                              switched(surface_displacement)))
+        timed = max(float(np.abs(fields[compiled_name] - fields[p]).max()) for p in peers) / peak
+        result["max_relative_diff_compiled_to_pyrocko"] = max(worst, timed)
+        verdict = "identical to rounding" if max(worst, timed) < 1e-10 else "DIFFERENT"
+        print(f"  ours compiled vs pyrocko: max |diff| / peak {timed:.1e} on the timed field, "
+              f"{worst:.1e} over the four mechanisms ({seconds:.1f} s with their compiles) "
+              f"-> {verdict}")
+    okada.use_compiled_kernel(was_compiled)
     return result
 
 

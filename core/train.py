@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from . import okada
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
 from .model import DualBranchNet, ModelConfig, parameter_count
@@ -156,6 +157,10 @@ class Trainer:
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported()
                           else torch.float16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        if self.device.type == "cuda":
+            # on a GPU the eager Okada kernel is hundreds of small launches per scene; the
+            # compiled one a few (it falls back to eager with a warning if it cannot compile)
+            okada.use_compiled_kernel(True)
         self.sampler = SceneSampler(self.scene, seed=cfg.seed + 1 + self.rank, device=self.device,
                                     dem_m=dem_m, stations_xy_m=stations_xy_m)
         self.validation = None

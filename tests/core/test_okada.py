@@ -2,12 +2,14 @@
 
 import math
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
+from insar_gnss_3d.core import okada
 from insar_gnss_3d.core.okada import Fault, surface_displacement
 
 # ---------------------------------------------------------------------------------------
@@ -284,6 +286,18 @@ def test_types_shapes_and_dtypes():
     assert all(c.shape == (0, 3) for c in empty)
 
 
+def test_fault_without_slip_gives_zeros():
+    """Zero slip and opening: zeros from every path (numpy, CPU tensors, autograd)."""
+    torch = pytest.importorskip("torch")
+    fault = replace(FAULTS[0], slip=0.0)
+    e = np.linspace(-5e3, 5e3, 11)
+    assert np.array_equal(np.array(surface_displacement(fault, e, e)), np.zeros((3, 11)))
+    t, zeros = torch.from_numpy(e), torch.zeros(3, 11, dtype=torch.float64)
+    assert torch.equal(torch.stack(surface_displacement(fault, t, t)), zeros)
+    graph = surface_displacement(fault, t.clone().requires_grad_(), t)
+    assert torch.equal(torch.stack(graph).detach(), zeros)
+
+
 def test_many_points_in_blocks_match_small_calls():
     """Large inputs (split into blocks over a thread pool) give the values of separate
     small calls (to rounding: vectorised transcendental functions may round an element
@@ -331,6 +345,142 @@ def test_usable_in_forked_children():
     proc = subprocess.run([sys.executable, "-c", _FORK_CHILD.format(plugins=plugins)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# compiled kernel (torch.compile): two flag combinations in all, each ~10-20 s of compile
+# where inductor's on-disk cache is empty
+# ---------------------------------------------------------------------------------------
+
+#: buried, dipping, strike-slip, dip-slip and opening: eq. (28), no trace terms
+OBLIQUE = Fault(east=3e3, north=-7e3, depth=2e3, strike=123.0, dip=61.0, length=15e3,
+                width=9e3, rake=-120.0, slip=2.0, opening=0.5)
+#: surface-breaking, vertical, all three mechanisms: eq. (29), trace and corners
+SURFACE_VERTICAL = replace(OBLIQUE, depth=0.0, dip=90.0)
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    """The compiled kernel switched on (skip where torch.compile is unavailable); the
+    switch is restored afterwards."""
+    pytest.importorskip("torch")
+    monkeypatch.setattr(okada, "_COMPILE", okada._COMPILE)
+    if not okada.use_compiled_kernel(True):
+        pytest.skip("torch.compile is not supported here")
+
+
+def _compiled_and_eager(faults, e, n):
+    """(compiled, eager numpy) displacement as (3, ...) arrays; the switch is left on."""
+    okada.use_compiled_kernel(False)
+    eager = np.array(surface_displacement(faults, e, n))
+    assert okada.use_compiled_kernel(True)
+    return np.array(surface_displacement(faults, e, n)), eager
+
+
+def _trace_and_random_points(fault, count=20000, seed=6):
+    """Random points, then points on the surface trace, its prolongations and the corners."""
+    rng = np.random.default_rng(seed)
+    e, n = rng.uniform(-30e3, 30e3, (2, count))
+    t = np.linspace(-12e3, 12e3, 97)                          # along strike through the ends
+    s = math.radians(fault.strike)
+    corners = np.array(fault.surface_corners())
+    return (np.concatenate([e, fault.east + t * math.sin(s), corners[:, 0]]),
+            np.concatenate([n, fault.north + t * math.cos(s), corners[:, 1]]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [OBLIQUE, SURFACE_VERTICAL],
+                         ids=["buried-oblique", "surface-vertical"])
+def test_compiled_kernel_equals_eager(compiled, fault):
+    """The compiled kernel gives the eager numpy kernel's values to 1e-12 of the peak,
+    NaN at the same points (a surface-breaking fault's corners), on and off the trace."""
+    e, n = _trace_and_random_points(fault)
+    got, eager = _compiled_and_eager(fault, e, n)
+    assert np.isnan(eager).any() == (fault.depth == 0)
+    assert np.array_equal(np.isnan(got), np.isnan(eager))
+    assert_allclose(got, eager, rtol=0, atol=1e-12 * np.nanmax(np.abs(eager)), equal_nan=True)
+
+
+@pytest.mark.slow
+def test_compiled_kernel_new_fault_and_point_count_do_not_recompile(compiled, monkeypatch):
+    """After one call, other faults of the same kind (among them Okada 1985 Table 2 case 2
+    with the three mechanisms at once: the sum of its rows), other point counts, blocks
+    and tensor shapes reuse the compiled graph (dynamo's unique_graphs count) and are right."""
+    torch = pytest.importorskip("torch")
+    from torch._dynamo.utils import counters
+
+    e, n = _trace_and_random_points(OBLIQUE, count=1000)
+    _compiled_and_eager(OBLIQUE, e, n)
+    graphs = counters["stats"]["unique_graphs"]
+    (x, y, _d, _dip), rows = TABLE2[2]
+    case2 = replace(_table2_fault(2, "strike-slip"), rake=45.0, slip=math.sqrt(2.0), opening=1.0)
+    got = np.array(surface_displacement(case2, np.full(2, x), np.full(2, y)))  # 1 would be eager
+    assert_allclose(got.T, np.tile(np.sum(rows, axis=0), (2, 1)), rtol=5e-4, atol=2e-6)
+    monkeypatch.setattr(okada, "COMPILED_BLOCK_POINTS", 1000)   # 3 blocks of 834 or 833
+    other = Fault(east=-5e3, north=4e3, depth=4e3, strike=310.0, dip=35.0, length=8e3,
+                  width=5e3, rake=30.0, slip=1.3, opening=0.2)
+    rng = np.random.default_rng(7)
+    for shape in [(2501,), (7,), (40, 31)]:
+        e, n = rng.uniform(-30e3, 30e3, (2,) + shape)
+        got, eager = _compiled_and_eager([other, OBLIQUE], e, n)
+        assert_allclose(got, eager, rtol=0, atol=1e-12 * np.abs(eager).max())
+    tensors = surface_displacement(other, torch.from_numpy(e), torch.from_numpy(n))
+    assert_allclose(torch.stack(tensors).numpy(), np.array(surface_displacement(other, e, n)),
+                    rtol=0, atol=1e-15)
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_failing_compile_falls_back_to_eager_with_one_warning(compiled, monkeypatch):
+    """Where torch.compile fails (no C++ compiler, unsupported platform), the call warns
+    once, returns the eager values and the compiled kernel stays off."""
+    torch = pytest.importorskip("torch")
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(okada, "_COMPILED_TERMS", {})
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    e, n = _trace_and_random_points(OBLIQUE, count=1000)
+    okada.use_compiled_kernel(False)
+    eager = np.array(surface_displacement(OBLIQUE, e, n))
+    assert okada.use_compiled_kernel(True)
+    with pytest.warns(RuntimeWarning, match=r"no C\+\+ compiler found.*eager kernel is used"):
+        got = np.array(surface_displacement(OBLIQUE, e, n))
+    assert_array_equal(got, eager)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_array_equal(np.array(surface_displacement(OBLIQUE, e, n)), eager)
+
+
+_SWITCH_CHILD = r"""
+import os, sys
+sys.path.insert(0, {plugins!r})
+from insar_gnss_3d.core import okada
+print(okada._COMPILE, "torch" in sys.modules)
+pid = os.fork()
+if pid == 0:                        # with torch inherited (OpenMP may hang after a fork): off
+    inherited = "torch" in sys.modules
+    os._exit(3 if okada._COMPILE or (inherited and okada.use_compiled_kernel(True)) else 0)
+assert os.waitpid(pid, 0)[1] == 0
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_compile_switch_from_environment_and_off_in_forked_children():
+    """INSAR_GNSS_3D_OKADA_COMPILE=1 switches the compiled kernel on at import (otherwise
+    it is off and torch not imported); a forked child that inherited torch never uses it."""
+    pytest.importorskip("torch")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    plugins = str(Path(__file__).resolve().parents[2] / "build" / "plugins")
+    for value, expected in (("1", "True True"), ("0", "False False")):
+        env = {**os.environ, "INSAR_GNSS_3D_OKADA_COMPILE": value}
+        proc = subprocess.run([sys.executable, "-c", _SWITCH_CHILD.format(plugins=plugins)],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0 and proc.stdout.strip() == expected, proc.stderr
 
 
 # ---------------------------------------------------------------------------------------
