@@ -2,8 +2,10 @@
 
 ``run()`` is called by ``bench/run_bench.py``; ``python bench/bench_extract.py`` runs it alone.
 
-Two cases, each in its own subprocess so that the peak resident memory (``ru_maxrss``, which
-counts GDAL's and torch's allocations, unlike tracemalloc) belongs to that case alone:
+Two cases, each in its own subprocess so that the peak resident memory (``VmHWM`` of
+/proc/self/status, which counts GDAL's and torch's allocations, unlike tracemalloc, and
+starts afresh at exec, unlike ``ru_maxrss``, which keeps the parent's peak) belongs to that
+case alone:
 
 * ``1k``: a 1000 x 1000 pixel scene at 1 km (UTM), 2 tracks with every acquisition of a
   12-day revisit, DEM and LOS rasters on the same grid, a GNSS network at ~30 km spacing,
@@ -93,7 +95,6 @@ def _fine_files(paths, folder: Path, epochs=4):
 
 def _case(paths_json: str, gnss_npz: str, out_path: str):
     """One end-to-end run (in a subprocess); prints a JSON line of figures."""
-    import resource
 
     import numpy as np
     import torch
@@ -148,7 +149,8 @@ def _case(paths_json: str, gnss_npz: str, out_path: str):
     del prepared                     # as the algorithm does: only the result is needed now
     prepare.write_result(result, grid, paths["asc"], out_path, tracks)
     t3 = time.perf_counter()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    with open("/proc/self/status") as f:
+        rss_mb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024.0
     print(json.dumps({"prepare_s": t1 - t0, "infer_s": t2 - t1, "write_s": t3 - t2, "total_s": t3 - t0,
                       "rss_mb_by_stage": {k: round(v) for k, v in peaks.items()},
                       "forward_s": model.seconds, "tiles": model.calls, "stations": stations,

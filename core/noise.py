@@ -312,7 +312,6 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
     weight[-1] = 1.0
     total = (amp.square() * weight).sum(dim=(-2, -1), keepdim=True)
     amp = amp * (mh * mw / torch.sqrt(total))
-    amp = amp[0] if which is None else amp[which]
 
     z = _randn_complex(lead + (mh // 2 + 1, mw), generator, draw_device, dtype).to(device)
     # Hermitian symmetry along kx on the rows ky = 0 and ky = Nyquist:
@@ -321,7 +320,15 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
     rows = [0, mh // 2]
     edge = z[..., rows, :]
     z[..., rows, :] = (edge + edge[..., flip].conj()) * (0.5 ** 0.5)
-    torch.view_as_real(z).mul_(amp[..., None])        # real filter: no complex copy of amp
+    # real filter on the real view (no complex copy of amp); fields that share a spectrum
+    # are filtered run by run, without materialising one spectrum per field
+    z_real = torch.view_as_real(z).reshape((-1,) + z.shape[-2:] + (2,))
+    if which is None:
+        z_real.mul_(amp[0, ..., None])
+    else:
+        runs, lengths = torch.unique_consecutive(which.reshape(-1), return_counts=True)
+        for start, index, length in zip(torch.cumsum(lengths, 0).tolist(), runs.tolist(), lengths.tolist()):
+            z_real[start - length:start].mul_(amp[index, ..., None])
     # Complex inverse FFT along x (contiguous), crop the columns, then the real inverse FFT
     # along y, crop the rows.
     y = torch.fft.ifft(z, dim=-1)[..., :w]

@@ -67,6 +67,11 @@ class TrainConfig:
     scene: dict = field(default_factory=dict)
 
 
+#: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
+#: (~15 s cold, ~4 s from inductor's cache; it saves ~10 ms per 16 scenes of 64 px).
+COMPILE_OKADA_MIN_SCENES = 10_000
+
+
 def select_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
     if name == "auto":
@@ -157,9 +162,10 @@ class Trainer:
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported()
                           else torch.float16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
-        if self.device.type == "cuda":
-            # on a GPU the eager Okada kernel is hundreds of small launches per scene; the
-            # compiled one a few (it falls back to eager with a warning if it cannot compile)
+        if self.device.type == "cuda" or cfg.samples * cfg.epochs >= COMPILE_OKADA_MIN_SCENES:
+            # on a GPU the eager Okada kernel is hundreds of small launches per scene, the
+            # compiled one a few; on a CPU it makes a 64 px batch ~10 % faster to generate.
+            # It falls back to the eager kernel, with a warning, where it cannot compile.
             okada.use_compiled_kernel(True)
         self.sampler = SceneSampler(self.scene, seed=cfg.seed + 1 + self.rank, device=self.device,
                                     dem_m=dem_m, stations_xy_m=stations_xy_m)
