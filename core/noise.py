@@ -293,8 +293,8 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
     ``(P, mh // 2 + 1, mw)`` for ``P`` distinct spectra (see :func:`_k2_grid`), and
     ``which``, the index of each field's spectrum (shape ``shape[:-2]``), or None for one
     spectrum shared by all fields: spectra are built and normalised once per distinct
-    parameter, not once per field. ``mh, mw`` are ``pad_factor x`` the map size, rounded up to fast
-    even FFT lengths. White circular complex Gaussian noise ``Z`` with ``E|Z|^2 = 1`` is
+    parameter, not once per field. ``mh, mw`` are ``pad_factor x`` the map size, rounded
+    up to fast even FFT lengths. White circular complex Gaussian noise ``Z`` with ``E|Z|^2 = 1`` is
     drawn on that half-plane, made Hermitian along ``kx`` on the self-conjugate rows
     ``ky = 0`` and ``ky = Nyquist`` so that it has the law of the FFT of real white noise,
     filtered, inverse transformed (complex along x, then real along y) and cropped to
@@ -327,8 +327,9 @@ def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_fac
         z_real.mul_(amp[0, ..., None])
     else:
         runs, lengths = torch.unique_consecutive(which.reshape(-1), return_counts=True)
-        for start, index, length in zip(torch.cumsum(lengths, 0).tolist(), runs.tolist(), lengths.tolist()):
-            z_real[start - length:start].mul_(amp[index, ..., None])
+        ends = torch.cumsum(lengths, 0).tolist()
+        for end, index, length in zip(ends, runs.tolist(), lengths.tolist()):
+            z_real[end - length:end].mul_(amp[index, ..., None])
     # Complex inverse FFT along x (contiguous), crop the columns, then the real inverse FFT
     # along y, crop the rows.
     y = torch.fft.ifft(z, dim=-1)[..., :w]
