@@ -49,7 +49,7 @@ Performance
     kernel fuses its few hundred elementwise operations into a few loops, ~3x the eager
     speed on a CPU and a few launches instead of hundreds on a GPU. What the kernel
     branches on (surface-breaking, vertical, which mechanisms: :class:`_Flags`) compiles
-    once per combination, ~10-20 s (~2 s from inductor's on-disk cache in a later
+    once per combination, ~10-20 s (~4 s from inductor's on-disk cache in a later
     process); fault parameters are tensor values and the point count a symbolic size, so
     neither recompiles. It pays in long runs (training data, very large grids, the
     benchmark). With it on, numpy input and tensors without a gradient on the CPU or a
