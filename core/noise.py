@@ -81,12 +81,11 @@ References
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence, Union
 
 import torch
+
+from .threads import LazyPool
 
 Amplitude = Union[float, torch.Tensor]
 
@@ -257,32 +256,14 @@ def _randn_complex(size, generator, device, dtype):
 
     workers = min(_CPU_STREAMS, torch.get_num_threads())
     if workers > 1:
-        list(_stream_pool().map(fill_every, range(workers), [workers] * workers))
+        list(_STREAM_POOL.get().map(fill_every, range(workers), [workers] * workers))
     else:
         fill_every(0, 1)
     return z
 
 
-_POOL, _POOL_LOCK = None, threading.Lock()
-
-
-def _stream_pool():
-    """Threads that fill the noise streams, created once (a pool per call costs ~1 ms)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_CPU_STREAMS, thread_name_prefix="noise")
-    return _POOL
-
-
-def _forget_pool_after_fork():
-    """A forked child (a DataLoader worker) inherits the pool object but not its threads."""
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+#: Threads that fill the noise streams (created once: a pool per call costs ~1 ms).
+_STREAM_POOL = LazyPool(lambda: _CPU_STREAMS, "noise")
 
 
 def _unit_field(shape, amplitude, generator, draw_device, device, dtype, pad_factor):

@@ -65,11 +65,12 @@ import os
 import sys
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence, Union
 
 import numpy as np
+
+from .threads import LazyPool
 
 #: Below this cos(dip) (dip above ~89.983 deg) the displacement is interpolated between
 #: the vertical closed forms, eq. (29), and eq. (28) at this cos(dip) (module docstring).
@@ -497,28 +498,23 @@ def _block(ops, plan, east, north):
     return total
 
 
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
 _TORCH_INHERITED = False
 
 #: The switch of the compiled kernel (:func:`use_compiled_kernel`).
 _COMPILE = False
 
 
-def _forget_pool_after_fork():
-    """A forked child (e.g. a DataLoader worker) has none of the parent's threads; nor has
-    torch's OpenMP pool, so torch ops hang there unless torch.set_num_threads(1), and so
-    may the compiled kernel's OpenMP loops: it is switched off."""
-    global _POOL, _POOL_LOCK, _TORCH_INHERITED, _COMPILE
-    _POOL, _POOL_LOCK = None, threading.Lock()
+def _after_fork_in_child():
+    """A forked child (e.g. a DataLoader worker) has none of torch's OpenMP threads, so
+    torch ops hang there unless torch.set_num_threads(1), and so may the compiled kernel's
+    OpenMP loops: it is switched off."""
+    global _TORCH_INHERITED, _COMPILE
     _TORCH_INHERITED = "torch" in sys.modules
     _COMPILE = _COMPILE and not _TORCH_INHERITED
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _cores() -> int:
@@ -539,13 +535,8 @@ def _workers() -> int:
     return cores
 
 
-def _pool():
-    """The module's thread pool (one thread per core), created on first use."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="okada")
-    return _POOL
+#: The module's thread pool, one thread per core.
+_POOL = LazyPool(_cores, "okada")
 
 
 def _numpy_displacement(plan, east, north):
@@ -576,7 +567,7 @@ def _numpy_displacement(plan, east, north):
                 out[:, start:stop] = _block(ops, plan, east[start:stop], north[start:stop])
 
     helpers = min(_workers(), -(-n // BLOCK_POINTS)) - 1
-    futures = [_pool().submit(work) for _ in range(helpers)]
+    futures = [_POOL.get().submit(work) for _ in range(helpers)]
     try:
         work()
     finally:
