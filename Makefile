@@ -14,11 +14,12 @@ export PYTHONPATH := $(BUILD)/plugins
 export QT_QPA_PLATFORM := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup test test-fast demo bench deploy package clean
+.PHONY: help setup lint test test-fast demo bench deploy package clean
 
 help:
 	@echo "make demo     install what is missing, then run the full pipeline on built-in defaults"
 	@echo "make test     install what is missing, then run the whole test suite"
+	@echo "make lint     ruff (pyflakes, pycodestyle, naming, bugbear, numpydoc docstrings; pyproject.toml)"
 	@echo "make bench    performance figures against named peers"
 	@echo "make deploy   link the plugin into your QGIS profile and fill its dependency folder"
 	@echo "make package  build dist/insar_gnss_3d-$(VERSION).zip for the plugin repository"
@@ -50,6 +51,9 @@ $(QGIS_PROCESS): scripts/qgis_process.sh
 	mkdir -p $(dir $@)
 	cp scripts/qgis_process.sh $@
 	chmod +x $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -13,4 +13,7 @@ def algorithm_classes():
     from .extract_displacement import ExtractDisplacementAlgorithm
     from .train_model import TrainModelAlgorithm
     from .benchmark_model import BenchmarkModelAlgorithm
-    return [OkadaDisplacementAlgorithm, SynthesizeSceneAlgorithm, ImportGnssAlgorithm, InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm, EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm, TrainModelAlgorithm, BenchmarkModelAlgorithm]
+    return [OkadaDisplacementAlgorithm, SynthesizeSceneAlgorithm, ImportGnssAlgorithm,
+            InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm,
+            EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm, TrainModelAlgorithm,
+            BenchmarkModelAlgorithm]

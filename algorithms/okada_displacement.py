@@ -1,6 +1,6 @@
 """``insargnss3d:okadadisplacement``: Okada (1985) forward model on a raster grid."""
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException,
+from qgis.core import (QgsProcessingException,
                        QgsProcessingParameterCrs, QgsProcessingParameterExtent,
                        QgsProcessingParameterNumber, QgsProcessingParameterPoint,
                        QgsProcessingParameterRasterDestination)

@@ -97,7 +97,8 @@ class SynthesizeSceneAlgorithm(InsarGnssAlgorithm):
             extent_crs = crs
         if extent.isEmpty():
             raise QgsProcessingException("The extent is empty.")
-        crs = extent_crs if (extent_crs.isValid() and not extent_crs.isGeographic()) else utm_crs_for(extent, extent_crs)
+        projected = extent_crs.isValid() and not extent_crs.isGeographic()
+        crs = extent_crs if projected else utm_crs_for(extent, extent_crs)
         extent = transform_extent(extent, extent_crs, crs)
         size_px = int(math.ceil(max(extent.width(), extent.height()) / pixel_m / 4.0) * 4)
         if size_px < 16:

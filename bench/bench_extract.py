@@ -95,7 +95,6 @@ def _fine_files(paths, folder: Path, epochs=4):
 
 def _case(paths_json: str, gnss_npz: str, out_path: str):
     """One end-to-end run (in a subprocess); prints a JSON line of figures."""
-
     import numpy as np
     import torch
     from osgeo import gdal

@@ -74,13 +74,13 @@ def _timed(fn):
     return time.perf_counter() - t0, time.process_time() - c0, result
 
 
-def _check_conventions(okada_ext, Fault, surface_displacement):
+def _check_conventions(okada_ext, fault_class, surface_displacement):
     """Largest |ours - pyrocko| / peak over three mechanisms of an oblique fault."""
     east, north = _points(20_000, seed=1)
     worst = 0.0
     for slip in (dict(rake=0.0, slip=1.0), dict(rake=90.0, slip=1.0),
                  dict(rake=0.0, slip=0.0, opening=1.0), dict(rake=-120.0, slip=2.0, opening=0.5)):
-        fault = Fault(east=3e3, north=-7e3, depth=2e3, strike=123.0, dip=61.0, length=15e3,
+        fault = fault_class(east=3e3, north=-7e3, depth=2e3, strike=123.0, dip=61.0, length=15e3,
                       width=9e3, **slip)
         ours = np.array(surface_displacement(fault, east, north))
         theirs = np.array(_pyrocko_displacement(okada_ext, fault, east, north))

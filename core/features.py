@@ -75,8 +75,9 @@ def gnss_relative(gnss_m, start_days: int = 10):
 
 
 def high_nanquantile(values, q: float):
-    """``torch.nanquantile(values, q, dim=1)`` (linear interpolation) of a (B, N) tensor, for
-    ``q`` close to 1: from each row's top ``(1 - q) (N - 1) + 3`` values (a partial
+    """``torch.nanquantile(values, q, dim=1)`` (linear interpolation) of a (B, N) tensor.
+
+    For ``q`` close to 1: from each row's top ``(1 - q) (N - 1) + 3`` values (a partial
     selection, ~10x faster than nanquantile's full sort at N ~ 1e5). NaN for all-NaN rows.
     """
     n = values.shape[1]
@@ -98,8 +99,11 @@ def high_nanquantile(values, q: float):
 
 
 def displacement_scale(insar_m, gnss_rel_m, gnss_valid):
-    """Per-scene scale [m]: the largest of MIN_SCALE_M, the 99th percentile of |InSAR| and the
-    largest |GNSS| end-of-window displacement (median of the last 10 days). (B,) tensor."""
+    """Per-scene scale [m], a (B,) tensor.
+
+    The largest of MIN_SCALE_M, the 99th percentile of |InSAR| and the largest |GNSS|
+    end-of-window displacement (median of the last 10 days).
+    """
     b = insar_m.shape[0]
     flat = insar_m.reshape(b, -1).abs()
     step = max(1, flat.shape[1] // 200_000)         # quantile on a sample: large scenes stay fast

@@ -326,8 +326,10 @@ def _k2_grid(mh, mw, dtype, device):
 
 
 def _distinct(length_px, lead):
-    """(distinct values (P,), index of each field's value, shape ``lead``) of a tensor
-    broadcastable to ``lead``."""
+    """Distinct values of a tensor broadcastable to ``lead``.
+
+    Returns ``(distinct values (P,), index of each field's value, shape lead)``.
+    """
     lengths, which = torch.unique(length_px.expand(lead).reshape(-1), return_inverse=True)
     return lengths, which.reshape(lead)
 

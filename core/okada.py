@@ -181,8 +181,10 @@ class Fault:
 
 
 class _Constants(NamedTuple):
-    """Per-term numbers of the kernel (Okada 1985 notation): floats, or 0-d float64 tensors
-    in the compiled kernel."""
+    """Per-term numbers of the kernel (Okada 1985 notation).
+
+    Floats, or 0-d float64 tensors in the compiled kernel.
+    """
 
     sin_d: float        # sin(dip)
     cos_d: float        # cos(dip), exactly 0 for a vertical fault
@@ -505,9 +507,12 @@ _COMPILE = False
 
 
 def _after_fork_in_child():
-    """A forked child (e.g. a DataLoader worker) has none of torch's OpenMP threads, so
+    """Switch the compiled kernel off in a forked child.
+
+    A forked child (e.g. a DataLoader worker) has none of torch's OpenMP threads, so
     torch ops hang there unless torch.set_num_threads(1), and so may the compiled kernel's
-    OpenMP loops: it is switched off."""
+    OpenMP loops.
+    """
     global _TORCH_INHERITED, _COMPILE
     _TORCH_INHERITED = "torch" in sys.modules
     _COMPILE = _COMPILE and not _TORCH_INHERITED
@@ -526,8 +531,11 @@ def _cores() -> int:
 
 
 def _workers() -> int:
-    """Threads for one call: the cores, or fewer where torch was told to use fewer
-    (torch.set_num_threads, as DataLoader workers do)."""
+    """Threads for one call.
+
+    The cores, or fewer where torch was told to use fewer (torch.set_num_threads, as
+    DataLoader workers do).
+    """
     torch = sys.modules.get("torch")
     cores = _cores()
     if torch is not None and hasattr(torch, "get_num_threads"):
@@ -597,8 +605,11 @@ _COMPILED_TERMS = {}   # _Flags -> compiled (east, north, params) -> (3, n)
 
 
 def _compiled_term(flags: _Flags):
-    """The compiled ``(east, north, params) -> (3, n)`` ENU displacement [m] of a term with
-    these flags; ``params``: the term's _Frame then _Constants as a 1-D float64 tensor."""
+    """The compiled ``(east, north, params) -> (3, n)`` ENU displacement [m] of a term.
+
+    One function per set of flags; ``params``: the term's _Frame then _Constants as a 1-D
+    float64 tensor.
+    """
     fn = _COMPILED_TERMS.get(flags)
     if fn is None:
         torch = _torch()
@@ -619,8 +630,11 @@ def _compiled_term(flags: _Flags):
 
 
 def _compiled_displacement(plan, east, north):
-    """(3, n) float64 displacement [m] from the compiled kernel at 1-D contiguous float64
-    tensors without grad, n >= 2 (dynamo specialises sizes 0 and 1: another compile)."""
+    """(3, n) float64 displacement [m] from the compiled kernel.
+
+    At 1-D contiguous float64 tensors without grad, n >= 2 (dynamo specialises sizes 0 and
+    1: another compile).
+    """
     torch = _torch()
     out = east.new_zeros((3, east.shape[0]))
     blocks = -(-east.shape[0] // COMPILED_BLOCK_POINTS)   # near-equal sizes, none below 2

@@ -352,7 +352,9 @@ def gnss_window(dates: np.ndarray, enu_m: np.ndarray, start: np.datetime64, days
 
 
 def select_stations(x, y, series_m, grid: Grid, margin_m: float, min_days: int = MIN_GNSS_DAYS):
-    """Stations within ``margin_m`` of the grid (in x and in y, as in training) with at least
+    """Stations near the grid with enough observed days.
+
+    Within ``margin_m`` of the grid (in x and in y, as in training) with at least
     ``min_days`` observed days.
 
     Returns ``(keep: bool array (S,), notes)``; ``ValueError`` when none is left.

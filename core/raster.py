@@ -140,7 +140,8 @@ def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> s
       </rastershader>
     </rasterrenderer>
   </pipe>
-  <customproperties><Option type="Map"><Option name="legend" type="QString" value="{label}"/></Option></customproperties>
+  <customproperties><Option type="Map"><Option name="legend" type="QString"
+                                              value="{label}"/></Option></customproperties>
 </qgis>
 """
 

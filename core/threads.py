@@ -1,5 +1,8 @@
-"""Thread pools that a module's calls share: created on first use, forgotten in a forked
-child (a DataLoader worker inherits the pool object but none of its threads)."""
+"""Thread pools that a module's calls share.
+
+Created on first use, forgotten in a forked child (a DataLoader worker inherits the pool
+object but none of its threads).
+"""
 
 from __future__ import annotations
 

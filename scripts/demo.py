@@ -298,11 +298,13 @@ def write_report(paths: dict, scores: dict, meta: dict):
                       [(x / 1e3, y / 1e3) for x, y in outline], unit, scale)
     fig.savefig(str(paths["report"].parent / "maps.png"), dpi=72)   # for the README
 
+    duration = ("a step (earthquake)" if fault['duration_days'] <= 1
+                else f"{fault['duration_days']} days of slow slip")
     event = (f"Mw {fault['mw']:.2f} thrust: strike {fault['strike_deg']:.0f}°, dip "
              f"{fault['dip_deg']:.0f}°, rake {fault['rake_deg']:.0f}°, slip {fault['slip_m']:.2f} m "
              f"on a {fault['length_km']:.0f} x {fault['width_km']:.0f} km fault whose top edge is "
              f"{fault['top_depth_km']:.1f} km deep; onset {fault['onset_date']}, "
-             f"{'a step (earthquake)' if fault['duration_days'] <= 1 else str(fault['duration_days']) + ' days of slow slip'}; "
+             f"{duration}; "
              f"largest displacement component {fault['max_displacement_m']:.3f} m.")
     header = (["method", "mSSIM east", "mSSIM north", "mSSIM up", "RMSE east [mm]",
                "RMSE north [mm]", "RMSE up [mm]"])

@@ -30,7 +30,7 @@ ORIGIN = (600_000.0, 3_660_000.0)
 
 
 def load_helpers():
-    """This module, importable from any test file."""
+    """Load this module, importable from any test file."""
     spec = importlib.util.spec_from_file_location("helpers_scenes", __file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

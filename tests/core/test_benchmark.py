@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from insar_gnss_3d.core import benchmark as B
+from insar_gnss_3d.core import benchmark as B  # noqa: N812 (short name for many calls)
 from insar_gnss_3d.core.geometry import los_unit_vector
 
 REPO = Path(__file__).resolve().parents[2]

@@ -163,7 +163,8 @@ def test_pos_crafted_file_recovers_enu(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(extra_line=" 2016 04 31 12:00:00 -3.5E+06 3.9E+06 3.4E+06 0 0 0"), r"950462.16.pos, line 23: unreadable date"),
+    (dict(extra_line=" 2016 04 31 12:00:00 -3.5E+06 3.9E+06 3.4E+06 0 0 0"),
+     r"950462.16.pos, line 23: unreadable date"),
     (dict(extra_line=" 2016 05 01 12:00:00 -3.5E+06 3.9E+06"), r"950462.16.pos, line 23: expected"),
     (dict(extra_line=" 2016 05 01 12:00:00 0.0 0.0 0.0 0 0 0"), r"950462.16.pos, line 23: X, Y, Z"),
     (dict(end_marker=False), "no -DATA end line; the file is truncated"),
@@ -282,7 +283,8 @@ def test_station_in_two_formats_is_refused(tmp_path):
 def test_merge_conflicting_duplicate_days():
     a = GnssSeries(["S"], np.array([1.0]), np.array([2.0]), days("2020-01-01", 2), np.zeros((1, 2, 3)))
     b = GnssSeries(["S"], np.array([1.0]), np.array([2.0]), days("2020-01-02", 2), np.ones((1, 2, 3)))
-    with pytest.raises(ValueError, match="b.csv: station S has a second, different solution for 2020-01-02 .first in a.csv"):
+    with pytest.raises(ValueError,
+                       match="b.csv: station S has a second, different solution for 2020-01-02 .first in a.csv"):
         merge_series([a, b], ["a.csv", "b.csv"])
     merged = merge_series([a, b], ["a.csv", "b.csv"], start_date="2020-01-03")
     np.testing.assert_array_equal(merged.dates, days("2020-01-03", 1))

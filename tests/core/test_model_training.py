@@ -1,7 +1,6 @@
 """The CNN, its training loop (incl. DDP under torchrun) and its model files."""
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +50,10 @@ def test_shapes_and_gradients_flow_through_both_branches(tiny_batch):
 def test_layer_counts_follow_the_abstract():
     cfg = ModelConfig()
     model = DualBranchNet(cfg)
-    count = lambda m: sum(isinstance(x, (torch.nn.Conv1d, torch.nn.Conv2d)) for x in m.modules())
+
+    def count(m):
+        return sum(isinstance(x, (torch.nn.Conv1d, torch.nn.Conv2d)) for x in m.modules())
+
     assert (count(model.insar), count(model.gnss), count(model.fusion)) == (10, 11, 4)
 
 

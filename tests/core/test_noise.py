@@ -110,7 +110,7 @@ def test_exponential_correlation_length_from_variogram():
         np.testing.assert_allclose(sill, 0.01 ** 2, rtol=0.15)
 
 
-def test_exponential_covariance_decays_to_1_over_e_at_L():
+def test_exponential_covariance_decays_to_1_over_e_at_the_correlation_length():
     x = noise.turbulence((128, 96, 96), 500.0, 1.0, 4e3, kind="exponential", generator=gen(4),
                          dtype=F64).numpy()
     lag = 8                                                   # 4 km / 500 m

@@ -13,7 +13,8 @@ from insar_gnss_3d.core.features import resample_epochs
 from insar_gnss_3d.core.modelfile import ModelFileError, load_model
 from insar_gnss_3d.core.synthetic import SceneConfig, model_epoch_days
 
-_spec = importlib.util.spec_from_file_location("helpers_scenes", Path(__file__).resolve().parents[1] / "helpers_scenes.py")
+_spec = importlib.util.spec_from_file_location("helpers_scenes",
+                                               Path(__file__).resolve().parents[1] / "helpers_scenes.py")
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
@@ -308,9 +309,13 @@ def test_cancel_while_writing_leaves_nothing(files, model, tmp_path):
     out = tmp_path / "out.tif"
     for stop in (0.1, 0.9):
         seen = []
+
+        def stopped(seen=seen, stop=stop):
+            return bool(seen) and seen[-1] >= stop
+
         with pytest.raises(prepare.ExtractionCancelled):
             prepare.write_result(result, prepared.grid, paths["INSAR_ASC"], str(out), prepared.tracks,
-                                 progress=lambda f, m: seen.append(f), is_canceled=lambda: bool(seen) and seen[-1] >= stop)
+                                 progress=lambda f, m, seen=seen: seen.append(f), is_canceled=stopped)
         assert list(tmp_path.iterdir()) == []
     with pytest.raises(prepare.ExtractionCancelled):
         prepare.run_model(prepared, net, is_canceled=lambda: True)
