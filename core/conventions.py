@@ -27,7 +27,7 @@ ground-to-satellite sign)
     the horizontal points *away* from the look) has azimuth ``heading - 90 deg``:
     ``e = sin(inc) * sin(heading - 90) = -sin(inc) cos(heading)``,
     ``n = sin(inc) * cos(heading - 90) =  sin(inc) sin(heading)``, ``u = cos(inc)``.
-    Ascending (heading -12, incidence 39): (-0.615, -0.131, 0.777).
+    Ascending (heading -12, incidence 39): (-0.616, -0.131, 0.777).
 
 Unwrapped phase (LiCSAR ``*.geo.unw.tif``)
     ``d_los = -WAVELENGTH_M / (4 pi) * phase_rad`` (phase increases with range).
