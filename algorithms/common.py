@@ -66,6 +66,28 @@ class InsarGnssAlgorithm(QgsProcessingAlgorithm):
         """New instance of the same class."""
         return type(self)()
 
+    #: algorithm id -> whether its last run wrote an HTML report. QGIS's dialog asks
+    #: hasHtmlOutputs() after every run (also a failed or cancelled one) on another
+    #: instance than the one that ran, and then says "HTML output has been generated".
+    #: Algorithms that set TRACKS_REPORT call :meth:`report_written` after writing it.
+    _REPORT_WRITTEN = {}
+    TRACKS_REPORT = False
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """A run starts: no report written yet."""
+        InsarGnssAlgorithm._REPORT_WRITTEN[self.name()] = False
+        return True
+
+    def report_written(self):
+        """Call after an HTML report was written (so the dialog may say so)."""
+        InsarGnssAlgorithm._REPORT_WRITTEN[self.name()] = True
+
+    def hasHtmlOutputs(self):  # noqa: N802
+        """True only when the last run of this algorithm wrote its HTML report."""
+        if not self.TRACKS_REPORT:
+            return super().hasHtmlOutputs()
+        return bool(super().hasHtmlOutputs() and InsarGnssAlgorithm._REPORT_WRITTEN.get(self.name()))
+
 
 def check_canceled(feedback):
     """Raise a QgsProcessingException when the user pressed Cancel."""
@@ -143,12 +165,83 @@ def load_styled(context, output_path: str, qml_path: str):
         context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
 
 
+def checked_destination(path: str, name: str, extension: str = "") -> str:
+    """Make sure a file can be written at ``path`` before any work is done.
+
+    The folder is created when missing; a folder that cannot be created or written, or a
+    path that is a folder, is refused with a sentence naming the parameter ``name``.
+    ``extension`` (e.g. ``".tif"``) is added when the path has none. Returns the path.
+    """
+    import tempfile
+    if not path:
+        raise QgsProcessingException(f"{name}: no destination file given.")
+    if extension and not os.path.splitext(path)[1]:
+        path += extension
+    path = os.path.abspath(os.path.expanduser(path))
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise QgsProcessingException(f"{name}: {path} is a folder; give a file name inside it.")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise QgsProcessingException(
+            f"{name}: the folder {folder} cannot be created ({exc.strerror or exc}); "
+            "choose a location you can write to.") from None
+    try:  # a real write: os.access says yes to root on read-only file systems
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise QgsProcessingException(
+            f"{name}: cannot write in the folder {folder} ({exc.strerror or exc}); "
+            "choose a location you can write to.") from None
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise QgsProcessingException(f"{name}: {path} exists and is read-only; choose another file name.")
+    return path
+
+
 def output_path(alg, parameters, name, context, extension=".tif"):
-    """Destination path of a raster/file output, temporary outputs resolved."""
+    """Destination path of a raster/file output, temporary outputs resolved, checked writable."""
     path = alg.parameterAsOutputLayer(parameters, name, context)
     if not path or path == QgsProcessing.TEMPORARY_OUTPUT:
         raise QgsProcessingException(f"No destination given for {name}.")
-    if not os.path.splitext(path)[1]:
-        path += extension
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return path
+    return checked_destination(path, name, extension)
+
+
+def file_output(alg, parameters, name, context, extension):
+    """Checked path of a file destination (``.html``, ``.pt``, ...); ``""`` when optional and skipped."""
+    path = alg.parameterAsFileOutput(parameters, name, context)
+    if not path:
+        definition = alg.parameterDefinition(name)
+        if definition is not None and definition.flags() & definition.FlagOptional:
+            return ""
+    return checked_destination(path, name, extension)
+
+
+def sink_destination_check(alg, parameters, name, context):
+    """Check the folder of a vector output written to a file (memory layers pass)."""
+    value = alg.parameterAsOutputLayer(parameters, name, context)
+    if not value or value.startswith(("memory:", "postgres", "postgis:", "ogr:", "spatialite:")):
+        return
+    path = value.split("|")[0]
+    checked_destination(path, name)
+
+
+def output_paths_first(alg, parameters, context, names):
+    """Check every named output before any work; returns ``{name: path or ""}``.
+
+    Raster and file destinations give their checked path; vector sinks are checked and give
+    ``""`` (QGIS creates them); an optional file output that is skipped gives ``""``.
+    """
+    from qgis.core import QgsProcessingParameterFeatureSink, QgsProcessingParameterVectorDestination
+    paths = {}
+    for name in names:
+        definition = alg.parameterDefinition(name)
+        if isinstance(definition, (QgsProcessingParameterFeatureSink, QgsProcessingParameterVectorDestination)):
+            sink_destination_check(alg, parameters, name, context)
+            paths[name] = ""
+        elif definition.type() == "fileDestination":
+            extension = "." + (definition.defaultFileExtension() or "").lstrip(".")
+            paths[name] = file_output(alg, parameters, name, context, extension if extension != "." else "")
+        else:
+            paths[name] = output_path(alg, parameters, name, context)
+    return paths

@@ -3,7 +3,7 @@
 from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer)
 
-from .common import InsarGnssAlgorithm, check_canceled
+from .common import InsarGnssAlgorithm, check_canceled, file_output
 from .insar_inputs import raster_path
 
 COMPONENTS = ("east", "north", "up")
@@ -35,6 +35,7 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
         "(prediction - truth) per component.")
 
     PREDICTION, TRUTH, REPORT = "PREDICTION", "TRUTH", "REPORT"
+    TRACKS_REPORT = True
     MSSIM = {c: f"MSSIM_{c.upper()}" for c in COMPONENTS}
     RMSE = {c: f"RMSE_{c.upper()}" for c in COMPONENTS}
 
@@ -70,6 +71,7 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
         from ..core.metrics import component_scores
         from ..core.raster import read_raster
 
+        report = file_output(self, parameters, self.REPORT, context, ".html")   # before any work
         truth_path = self._three_band_path(parameters, self.TRUTH, context)
         pred_path = self._three_band_path(parameters, self.PREDICTION, context)
         try:
@@ -104,10 +106,10 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
             if row["note"]:
                 feedback.pushWarning(f"{c}: NaN because {row['note']}.")
         check_canceled(feedback)
-        report = self.parameterAsFileOutput(parameters, self.REPORT, context)
         if report:
             _write_report(report, scores, truth, prediction, grid, truth_path, pred_path)
             results[self.REPORT] = report
+            self.report_written()
         feedback.setProgress(100.0)
         return results
 

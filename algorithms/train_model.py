@@ -12,9 +12,30 @@ from qgis.core import (QgsCoordinateTransform, QgsProcessing, QgsProcessingExcep
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsProject)
 
-from .common import InsarGnssAlgorithm, import_torch, utm_crs_for
+from .common import InsarGnssAlgorithm, checked_destination, file_output, import_torch, utm_crs_for
 
 COMPONENTS = ("east", "north", "up")
+#: Defaults that finish in minutes on a CPU (the long recipe is named in the help).
+DEFAULT_SAMPLES, DEFAULT_EPOCHS = 512, 8
+
+
+def default_model_folder():
+    """Permanent folder for models trained without an OUTPUT: ``<QGIS profile>/insar_gnss_3d/models``."""
+    from qgis.core import QgsApplication
+    return os.path.join(QgsApplication.qgisSettingsDirPath(), "insar_gnss_3d", "models")
+
+
+def default_model_path(samples, epochs, seed, folder=None):
+    """``model-<samples>x<epochs>-seed<seed>[-n].pt`` in ``folder``: the first name that is
+    free, or whose checkpoints a cancelled run left (so running again resumes)."""
+    folder = folder or default_model_folder()
+    stem = os.path.join(folder, f"model-{samples}x{epochs}-seed{seed}")
+    n = 1
+    while True:
+        path = f"{stem}.pt" if n == 1 else f"{stem}-{n}.pt"
+        if os.path.isdir(path + ".checkpoints") or not os.path.exists(path):
+            return path
+        n += 1
 
 
 class TrainModelAlgorithm(InsarGnssAlgorithm):
@@ -31,9 +52,13 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         "<b>SAMPLES</b>: scenes per epoch; <b>EPOCHS</b>: passes (the final epoch's weights are "
         "kept, as in the paper); <b>BATCH_SIZE</b>: scenes per step; <b>LEARNING_RATE</b>: peak "
         "AdamW rate (5 % linear warm-up, then cosine decay); <b>SEED</b>: every random draw.<br>"
-        "<b>DEVICE</b>: auto (CUDA when PyTorch sees a GPU; mixed precision there), cpu, cuda. "
-        "On a CPU the default recipe takes days: use the command line on a GPU server "
-        "(python -m insar_gnss_3d.core.train, torchrun for several GPUs) or a small recipe.<br>"
+        "<b>DEVICE</b>: auto (CUDA when PyTorch sees a GPU; mixed precision there), cpu, cuda.<br>"
+        "The defaults (SAMPLES=512, EPOCHS=8: 4,096 scenes) finish in about 5 minutes on a "
+        "2-core CPU and give a usable but weak model. The bundled model's recipe is the long "
+        "one: SAMPLES=2048, EPOCHS=32, SEED=2026 (about 70 minutes on 2 CPU cores), then "
+        "INIT_MODEL=that model, EPOCHS=16, LEARNING_RATE=0.0005, SEED=2027 (30 minutes); on a "
+        "GPU server use the command line (python -m insar_gnss_3d.core.train, torchrun for "
+        "several GPUs) with SAMPLES=8192, EPOCHS=100.<br>"
         "<b>DEM</b> (optional): scenes are random crops of your topography, warped (average) to "
         "the scene pixel size in the UTM zone of the DEM's centre; sea and NoData = 0 m (no "
         "InSAR phase, no station there). <b>STATIONS</b> (optional points, e.g. a GNSS layer): "
@@ -42,7 +67,9 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         "centroid is put at the scene centre.<br>"
         "<b>INIT_MODEL</b> (optional): fine-tune this model file (its architecture and scene "
         "configuration are kept; SCENE_SIZE_PX and OPTIONS 'scene' still apply).<br>"
-        "<b>OUTPUT</b>: the model file (.pt, tensors and plain metadata only). Checkpoints are "
+        "<b>OUTPUT</b>: the model file (.pt, tensors and plain metadata only). Left empty (or "
+        "temporary), the model is kept in your QGIS profile folder, insar_gnss_3d/models/, under "
+        "a name from SAMPLES, EPOCHS and SEED; the log says where. Checkpoints are "
         "kept after every epoch in OUTPUT + '.checkpoints': after a cancel, run again with the "
         "same OUTPUT and parameters to resume; they are deleted when training finishes.<br>"
         "<b>REPORT</b>: HTML with training/validation loss and validation mSSIM per component "
@@ -58,6 +85,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
     SCENE_SIZE_PX, PIXEL_SIZE, WIDTH = "SCENE_SIZE_PX", "PIXEL_SIZE", "WIDTH"
     VALIDATION_SAMPLES, OPTIONS = "VALIDATION_SAMPLES", "OPTIONS"
     DEVICES = ("auto", "cpu", "cuda")
+    TRACKS_REPORT = True
     #: TrainConfig fields OPTIONS may set (the others have their own parameter or are internal).
     OPTION_FIELDS = ("weight_decay", "warmup_fraction", "ssim_weight", "amp", "threads", "model", "scene")
     VAL_MSSIM = {c: f"VAL_MSSIM_{c.upper()}" for c in COMPONENTS}
@@ -65,26 +93,29 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         """Parameters (names fixed by DESIGN.md; the sizes and OPTIONS are advanced)."""
         number = QgsProcessingParameterNumber
-        self.addParameter(number(self.SAMPLES, "Scenes per epoch", number.Integer, 2048, minValue=1))
-        self.addParameter(number(self.EPOCHS, "Epochs", number.Integer, 100, minValue=1, maxValue=100000))
-        self.addParameter(number(self.BATCH_SIZE, "Batch size (scenes per step)", number.Integer, 16,
+        self.addParameter(number(self.SAMPLES, "Scenes per epoch [1-10,000,000]", number.Integer,
+                                 DEFAULT_SAMPLES, minValue=1, maxValue=10000000))
+        self.addParameter(number(self.EPOCHS, "Epochs [1-100,000]", number.Integer, DEFAULT_EPOCHS,
+                                 minValue=1, maxValue=100000))
+        self.addParameter(number(self.BATCH_SIZE, "Batch size (scenes per step) [1-4096]", number.Integer, 16,
                                  minValue=1, maxValue=4096))
-        self.addParameter(number(self.LEARNING_RATE, "Peak learning rate (AdamW)", number.Double, 2e-3,
-                                 minValue=1e-7, maxValue=1.0))
+        self.addParameter(number(self.LEARNING_RATE, "Peak learning rate (AdamW) [1e-7 - 1]", number.Double,
+                                 2e-3, minValue=1e-7, maxValue=1.0))
         device = QgsProcessingParameterEnum(self.DEVICE, "Device", list(self.DEVICES), defaultValue="auto")
         device.setUsesStaticStrings(True)
         self.addParameter(device)
         self.addParameter(number(self.SEED, "Seed", number.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.DEM, "DEM [m] for the scenes' topography (optional)", optional=True))
+            self.DEM, "DEM [m] for the scenes' topography", optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.STATIONS, "GNSS stations for the scenes' network (optional points)",
+            self.STATIONS, "GNSS stations for the scenes' network (points)",
             [QgsProcessing.TypeVectorPoint], optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.INIT_MODEL, "Model file to fine-tune (optional)", QgsProcessingParameterFile.File,
+            self.INIT_MODEL, "Model file to fine-tune", QgsProcessingParameterFile.File,
             optional=True, fileFilter="InSAR-GNSS 3D model (*.pt);;All files (*)"))
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT, "Model file", "InSAR-GNSS 3D model (*.pt)"))
+            self.OUTPUT, "Model file (default: kept in your QGIS profile folder)", "InSAR-GNSS 3D model (*.pt)",
+            optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.REPORT, "Training report", "HTML files (*.html)",
             defaultValue=QgsProcessing.TEMPORARY_OUTPUT, optional=True, createByDefault=True))
@@ -217,13 +248,9 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         from ..core.train import TrainConfig, Trainer, TrainingCancelled
 
         options = self._options(parameters, context)
+        out = self._model_path(parameters, context, feedback)        # both checked before any work
+        report = file_output(self, parameters, self.REPORT, context, ".html")
         device = self._device(parameters, context, feedback, torch)
-        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        if not out:
-            raise QgsProcessingException("OUTPUT: give a model file name (.pt).")
-        if not os.path.splitext(out)[1]:
-            out += ".pt"
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         init = self.parameterAsFile(parameters, self.INIT_MODEL, context) or ""
 
         scene_opts = dict(options.pop("scene", {}))
@@ -265,10 +292,10 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
 
         def progress(fraction, message):
             feedback.setProgress(100.0 * fraction)
-            if message.split(" ", 2)[1].endswith(":"):      # "epoch 3: train ..." = end of an epoch
+            # one log line per epoch ("epoch 3: train ..."); no per-step text, which QGIS 3.22
+            # echoes into the log
+            if message.split(" ", 2)[1].endswith(":"):
                 feedback.pushInfo(message)
-            else:
-                feedback.setProgressText(message)
 
         start = time.time()
         try:
@@ -291,6 +318,10 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
             raise QgsProcessingException(f"Cannot train with these settings: {exc}") from None
         except RuntimeError as exc:             # torch (e.g. CUDA out of memory)
             raise QgsProcessingException(f"Training failed: {exc}") from None
+        except OSError as exc:                  # checkpoint or model file (disk full, removed folder)
+            raise QgsProcessingException(
+                f"OUTPUT: writing {exc.filename or out} failed ({exc.strerror or exc}); the last "
+                "checkpoint, if any, is kept; free space or choose another OUTPUT.") from None
         seconds = time.time() - start
         shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
         feedback.pushInfo(f"Model written to {out} ({os.path.getsize(out) / 1e6:.2f} MB) after "
@@ -299,12 +330,30 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         for c in COMPONENTS:
             values = history.get(f"val_mssim_{c}") or [float("nan")]
             results[self.VAL_MSSIM[c]] = float(values[-1])
-        report = self.parameterAsFileOutput(parameters, self.REPORT, context)
         if report:
-            _write_report(report, trainer, out, seconds, dem is not None, stations)
+            try:
+                _write_report(report, trainer, out, seconds, dem is not None, stations)
+            except OSError as exc:
+                raise QgsProcessingException(
+                    f"REPORT: the model was written to {out}, but the report {report} could not be "
+                    f"({exc.strerror or exc}).") from None
             results[self.REPORT] = report
+            self.report_written()
         feedback.setProgress(100.0)
         return results
+
+    def _model_path(self, parameters, context, feedback):
+        """OUTPUT, checked writable; empty or temporary -> a permanent file in the QGIS profile."""
+        from qgis.core import QgsProcessingUtils
+        path = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        temp = os.path.abspath(QgsProcessingUtils.tempFolder()) + os.sep
+        if not path or path == QgsProcessing.TEMPORARY_OUTPUT or os.path.abspath(path).startswith(temp):
+            path = default_model_path(self.parameterAsInt(parameters, self.SAMPLES, context),
+                                      self.parameterAsInt(parameters, self.EPOCHS, context),
+                                      self.parameterAsInt(parameters, self.SEED, context))
+            feedback.pushInfo(f"OUTPUT not given: the model will be kept at {path} (your QGIS profile "
+                              "folder; a temporary file would be deleted when QGIS quits).")
+        return checked_destination(path, self.OUTPUT, ".pt")
 
     @staticmethod
     def _can_resume(cfg, feedback, torch):
@@ -315,11 +364,14 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
             return False
         try:
             saved = json.loads(torch.load(path, map_location="cpu", weights_only=True)["config"])
-        except Exception:  # unreadable or foreign: not ours to resume
-            saved = None
+            if not isinstance(saved, dict):
+                raise TypeError("config is not a mapping")
+        except Exception:  # unreadable, truncated or foreign: not ours to resume
+            feedback.pushInfo(f"{path} is not a training checkpoint of this plugin (damaged, cut short "
+                              "or another program's file); starting afresh (it will be replaced).")
+            return False
         current = json.loads(json.dumps(dataclasses.asdict(cfg)))
-        if saved is not None:
-            saved.pop("resume", None)
+        saved.pop("resume", None)
         current.pop("resume", None)
         if saved != current:
             feedback.pushInfo(f"A checkpoint of another recipe is in {cfg.checkpoint_dir}; starting "

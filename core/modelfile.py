@@ -14,6 +14,8 @@ Layout (format ``insar_gnss_3d-model``, version 1)::
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from typing import Optional
 
 import torch
@@ -48,10 +50,13 @@ def read_model_file(path: str) -> dict:
         raise ModelFileError(f"Model file {path} does not exist.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for code, RuntimeError/EOFError for truncation
+    except pickle.UnpicklingError as exc:   # objects that could run code (or an unknown pickle)
+        raise ModelFileError(_refusal_message(path, exc)) from exc
+    except Exception as exc:  # RuntimeError (zip), EOFError, KeyError...: cut short, damaged or foreign
         raise ModelFileError(
-            f"{os.path.basename(path)} is not an InSAR-GNSS 3D model file, or it is damaged or "
-            f"carries code (refused without running it): {str(exc).splitlines()[0][:200]}") from exc
+            f"{os.path.basename(path)} is not a complete PyTorch model file: it is cut short, damaged "
+            f"or a file of another kind ({type(exc).__name__}). Copy it again, or train a model with "
+            "trainmodel.") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{os.path.basename(path)} is a PyTorch file but not an InSAR-GNSS 3D model.")
     if payload.get("version") != VERSION:
@@ -61,6 +66,20 @@ def read_model_file(path: str) -> dict:
         if not isinstance(payload.get(key), dict):
             raise ModelFileError(f"{os.path.basename(path)} lacks '{key}'.")
     return payload
+
+
+def _refusal_message(path: str, exc: Exception) -> str:
+    """Whole sentence for a file torch's safe loader refused (torch's own advice left out).
+
+    torch's message suggests ``weights_only=False``, which would run whatever code the file
+    carries: the plugin never does that, so the message says what was found and what to do.
+    """
+    found = re.search(r"(unsupported GLOBAL [^\n]*?)(?: whose|\.?\n|$)", str(exc))
+    what = f" ({found.group(1).rstrip('.')})" if found else ""
+    return (f"{os.path.basename(path)} was refused without running it: it holds Python objects other "
+            f"than tensors and plain data{what}, which could execute code when loaded. This plugin "
+            "reads only model files written by trainmodel or python -m insar_gnss_3d.core.train; "
+            "use such a file, or the bundled model.")
 
 
 def load_model(path: str, device="cpu"):

@@ -149,8 +149,14 @@ def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> s
 def write_diverging_style(raster_path: str, band: int, limit: float) -> str:
     """Write ``<raster basename>.qml`` beside the raster: QGIS loads it as the default style."""
     qml_path = os.path.splitext(raster_path)[0] + ".qml"
-    with open(qml_path, "w", encoding="utf-8") as f:
-        f.write(diverging_qml(band, limit))
+    part = qml_path + ".part"
+    try:
+        with open(part, "w", encoding="utf-8") as f:
+            f.write(diverging_qml(band, limit))
+        os.replace(part, qml_path)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
     return qml_path
 
 

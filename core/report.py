@@ -73,7 +73,12 @@ def html_document(title: str, parts: Sequence[str]) -> str:
 
 
 def write_html(path: str, text: str) -> str:
-    """Write ``text`` to ``path`` atomically (``.part`` then rename); returns ``path``."""
+    """Write ``text`` to ``path`` atomically (``.part`` then rename); returns ``path``.
+
+    The folder is created when missing.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     part = path + ".part"
     try:
         with open(part, "w", encoding="utf-8") as f:
