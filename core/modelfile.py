@@ -76,10 +76,10 @@ def _refusal_message(path: str, exc: Exception) -> str:
     """
     found = re.search(r"(unsupported GLOBAL [^\n]*?)(?: whose|\.?\n|$)", str(exc))
     what = f" ({found.group(1).rstrip('.')})" if found else ""
-    return (f"{os.path.basename(path)} was refused without running it: it holds Python objects other "
-            f"than tensors and plain data{what}, which could execute code when loaded. This plugin "
-            "reads only model files written by trainmodel or python -m insar_gnss_3d.core.train; "
-            "use such a file, or the bundled model.")
+    return (f"{os.path.basename(path)} carries code or Python objects other than tensors and plain "
+            f"data{what}, which could run code when loaded; it was refused without running anything. "
+            "This plugin reads only model files written by trainmodel or python -m "
+            "insar_gnss_3d.core.train: use such a file, or the bundled model.")
 
 
 def load_model(path: str, device="cpu"):
