@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -116,6 +117,17 @@ def displacement_scale(insar_m, gnss_rel_m, gnss_valid):
     return torch.maximum(torch.maximum(q, g), torch.full_like(q, MIN_SCALE_M))
 
 
+def gnss_series_input(gnss_rel_m, gnss_valid, scale_m):
+    """(B, S, 4, D) scaled east/north/up + observed flag (0 where missing), the GNSS input.
+
+    ``gnss_rel_m`` (B, S, D, 3) from :func:`gnss_relative`; ``scale_m`` (B,).
+    """
+    observed = torch.isfinite(gnss_rel_m).all(-1) & gnss_valid[..., None]     # (B, S, D)
+    g = torch.where(observed[..., None], gnss_rel_m / scale_m.to(gnss_rel_m.dtype)[:, None, None, None],
+                    torch.zeros_like(gnss_rel_m))
+    return torch.cat([g, observed[..., None].to(g.dtype)], -1).permute(0, 1, 3, 2)
+
+
 @dataclass
 class NetworkInputs:
     """What :class:`.model.DualBranchNet` takes (all float32 on one device).
@@ -126,6 +138,8 @@ class NetworkInputs:
     gnss : (B, S, 4, D) scaled east/north/up + observed flag, 0 where missing.
     gnss_xy : (B, S, 2) station positions in pixels (x right, y down, from the tile corner).
     gnss_valid : (B, S) bool. scale_m : (B,) the factor the output is multiplied by.
+    prior : (B, 3, H, W) optional: the GNSS prior in scale units, computed by the caller
+        for a whole scene (:func:`.infer.predict_scene`); None = the model computes it.
     """
 
     insar: torch.Tensor
@@ -134,11 +148,12 @@ class NetworkInputs:
     gnss_xy: torch.Tensor
     gnss_valid: torch.Tensor
     scale_m: torch.Tensor
+    prior: Optional[torch.Tensor] = None
 
     def to(self, device):
         """Copy to ``device``."""
-        return NetworkInputs(*(getattr(self, f).to(device) for f in
-                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m")))
+        return NetworkInputs(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
+                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m", "prior")))
 
 
 def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pixel_m,
@@ -163,9 +178,6 @@ def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pi
     los = torch.nan_to_num(los.float(), nan=0.0) * valid[:, :, None]
     x = torch.cat([insar.reshape(b, k * t, h, w), valid.float(), los.reshape(b, k * 3, h, w)], 1)
     dem = torch.nan_to_num(dem_m.float(), nan=0.0).clamp_min(0)[:, None] / DEM_SCALE_M
-    observed = torch.isfinite(gnss_rel).all(-1) & gnss_valid[..., None]       # (B, S, D)
-    g = torch.where(observed[..., None], gnss_rel / scale_m.to(gnss_rel.dtype)[:, None, None, None],
-                    torch.zeros_like(gnss_rel))
-    g = torch.cat([g, observed[..., None].to(g.dtype)], -1).permute(0, 1, 3, 2)  # (B, S, 4, D)
+    g = gnss_series_input(gnss_rel, gnss_valid, scale_m)
     xy = torch.stack([gnss_xy_m[..., 0] / pixel_m, -gnss_xy_m[..., 1] / pixel_m], -1)
     return NetworkInputs(x.float(), dem, g.float(), xy.float(), gnss_valid, scale_m.float())

@@ -5,7 +5,10 @@ is weighted by a window that falls linearly to (almost) zero over the overlap an
 weighted predictions are summed and normalised (a partition of unity, so a smooth field
 stays smooth across tile borders). One displacement scale (:mod:`.features`) is computed
 for the whole scene so that neighbouring tiles agree. GNSS stations are given to every
-tile with positions relative to it: stations outside a tile still inform it.
+tile with positions relative to it: stations outside a tile still inform it. The GNSS prior
+the network corrects (kriging of every station's net displacement, :mod:`.gnss_prior`) is
+computed once on the whole working grid and each tile receives its window of it, so the
+prior is one field, not one per tile.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .features import displacement_scale, gnss_relative, network_inputs, remove_epoch_offsets
+from .features import (displacement_scale, gnss_relative, gnss_series_input, network_inputs,
+                       remove_epoch_offsets)
+from .model import kriging_tile, station_net_displacement
 
 
-#: Stations farther than this from a tile [pixels of the working grid] are not given to it
-#: (training scenes saw stations up to 30 km outside; the spline's far-field weight is small).
-STATION_REACH_PX = 96
+def station_reach_px(model) -> float:
+    """Stations farther than this from a tile [pixels] are not given to its GNSS branch.
+
+    Four times the branch's largest spreading length: a Gaussian weight of exp(-8) there,
+    so a station beyond it changes no tile's features, and tiles agree with the whole scene.
+    """
+    return 4.0 * max(model.config.gnss_scales_px)
 
 
 class InferenceCancelled(Exception):
@@ -91,6 +100,8 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
     done, total = 0, len(rows) * len(cols)
     xy = torch.as_tensor(gnss_xy_m, dtype=torch.float32)[None]
     col_px, row_px = xy[0, :, 0] / pixel_m, -xy[0, :, 1] / pixel_m
+    reach = station_reach_px(model)
+    prior = scene_prior(model, gnss_t, xy, valid_t, scale, pixel_m, ph, pw)
     for r in rows:
         for c in cols:
             if is_canceled is not None and is_canceled():
@@ -98,8 +109,8 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
             tile = torch.as_tensor(insar[:, :, r:r + th, c:c + tw], dtype=torch.float32)[None]
             if torch.isfinite(tile).any():
                 # stations within reach of the tile only: the cost stays per tile, not per network
-                near = ((col_px > c - STATION_REACH_PX) & (col_px < c + tw + STATION_REACH_PX)
-                        & (row_px > r - STATION_REACH_PX) & (row_px < r + th + STATION_REACH_PX))
+                near = ((col_px > c - reach) & (col_px < c + tw + reach)
+                        & (row_px > r - reach) & (row_px < r + th + reach))
                 near = near & valid_t[0]
                 if not bool(near.any()):
                     near = torch.ones_like(near)        # no station near: the (invalid) rest
@@ -109,7 +120,10 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                 inputs = network_inputs(tile, torch.as_tensor(los_p[:, :, r:r + th, c:c + tw])[None],
                                         torch.as_tensor(dem_p[r:r + th, c:c + tw])[None],
                                         gnss_t[:, near], shifted, valid_t[:, near], pixel_m,
-                                        scale_m=scale, remove_offsets=False).to(device)
+                                        scale_m=scale, remove_offsets=False)
+                if prior is not None:
+                    inputs.prior = prior[:, :, r:r + th, c:c + tw]
+                inputs = inputs.to(device)
                 pred = model(inputs) * inputs.scale_m[:, None, None, None]
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window
@@ -119,6 +133,21 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
     with np.errstate(invalid="ignore", divide="ignore"):
         result = out / weight_sum
     return result[:, :h, :w].astype(np.float32)
+
+
+def scene_prior(model, gnss_m, xy_m, valid, scale_m, pixel_m, height, width):
+    """The GNSS prior (1, 3, H, W) in scale units on the whole padded grid, or None.
+
+    None for networks that do not correct a prior or use the thin-plate spline of models
+    before v2 (a plane through the tile's stations: it stays per tile, as they were trained).
+    """
+    cfg = model.config
+    if not cfg.residual_on_gnss_spline or cfg.gnss_prior != "kriging":
+        return None
+    g = gnss_series_input(gnss_relative(gnss_m), valid, scale_m)
+    net, net_var, has_net = station_net_displacement(g, valid)
+    px = torch.stack([xy_m[..., 0] / pixel_m, -xy_m[..., 1] / pixel_m], -1)
+    return kriging_tile(px.double(), net.double(), net_var.double(), has_net, height, width).float()
 
 
 def _ceil4(n):

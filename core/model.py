@@ -26,6 +26,12 @@ from torch import nn
 import torch.nn.functional as F
 
 from .configs import DictConfig
+from .gnss_prior import krige_grid
+
+#: Interpolations of the stations' net displacements the network can correct.
+GNSS_PRIORS = ("kriging", "thin_plate")
+#: Days averaged at each end of the window for a station's net displacement.
+NET_WINDOW_DAYS = 10
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,12 @@ class ModelConfig(DictConfig):
     fusion_layers: int = 4
     #: Gaussian length scales [pixels] for spreading station features on the grid
     gnss_scales_px: tuple = (8.0, 20.0, 50.0)
-    #: predict a correction to the thin-plate-spline interpolation of the stations' net
-    #: displacements (the classical GNSS peer) instead of the field itself
+    #: predict a correction to an interpolation of the stations' net displacements (the
+    #: classical GNSS peer) instead of the field itself
     residual_on_gnss_spline: bool = True
+    #: that interpolation: ``kriging`` (bounded, reverts to zero far from the stations;
+    #: :mod:`.gnss_prior`) or ``thin_plate`` (extrapolates as a plane; models before v2)
+    gnss_prior: str = "kriging"
     #: thin-plate smoothing (in units of the normalised station coordinates)
     spline_smoothing: float = 1e-3
 
@@ -57,6 +66,8 @@ class ModelConfig(DictConfig):
             raise ValueError("gnss_temporal_layers must lie in [1, gnss_layers).")
         if self.fusion_layers < 2:
             raise ValueError("fusion_layers must be >= 2.")
+        if self.gnss_prior not in GNSS_PRIORS:
+            raise ValueError(f"gnss_prior must be one of {', '.join(GNSS_PRIORS)}, got {self.gnss_prior!r}.")
 
     @property
     def insar_channels(self) -> int:
@@ -148,11 +159,7 @@ class GnssBranch(nn.Module):
         b, s, c, d = gnss.shape
         h = self.temporal(gnss.reshape(b * s, c, d))                         # (B*S, g, d')
         summary = torch.cat([h.mean(-1), h.amax(-1)], 1)
-        obs = gnss[:, :, 3]                                                  # (B, S, D)
-        def window_mean(part):
-            weight = obs[..., part]
-            return (gnss[:, :, :3, part] * weight[:, :, None]).sum(-1) / weight.sum(-1).clamp_min(1)[:, :, None]
-        net = window_mean(slice(-10, None)) - window_mean(slice(0, 10))      # (B, S, 3)
+        net, _, has_net = station_net_displacement(gnss, valid > 0)
         feat = self.station(torch.cat([summary.reshape(b, s, -1), net], -1))  # (B, S, g)
         feat = feat * valid[..., None]
         # the station field is smooth: spread and convolve at quarter resolution, then upsample
@@ -171,8 +178,49 @@ class GnssBranch(nn.Module):
             den = torch.einsum("bsh,bsw->bhw", wy, wx)[:, None]
             maps += [num / (den + 1e-3), torch.log(den + 1e-3)]
         low = self.spatial(torch.cat(maps, 1))
-        has_net = (valid > 0) & (obs[..., :10].sum(-1) > 0) & (obs[..., -10:].sum(-1) > 0)
         return F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False), net, has_net
+
+
+def station_net_displacement(gnss, valid):
+    """Each station's net displacement over the window and its noise variance.
+
+    ``gnss`` (B, S, 4, D): east/north/up (any unit) + observed flag, as
+    :class:`.features.NetworkInputs` holds it; ``valid`` (B, S) bool. The net displacement
+    is the mean of the last :data:`NET_WINDOW_DAYS` observed days minus the mean of the
+    first ones; its variance is the sum of the two means' variances, each the scatter of
+    its days about their mean divided by their count (white noise; a floor of one day's
+    scatter when a window has a single day). Returns ``net`` (B, S, 3), ``net_var``
+    (B, S, 3) and ``has_net`` (B, S) bool (both windows observed).
+    """
+    obs = gnss[:, :, 3]                                                      # (B, S, D)
+
+    def window_stats(part):
+        weight = obs[..., part]
+        count = weight.sum(-1).clamp_min(1)[:, :, None]
+        values = gnss[:, :, :3, part]
+        mean = (values * weight[:, :, None]).sum(-1) / count
+        scatter = (((values - mean[..., None]) ** 2) * weight[:, :, None]).sum(-1) / count
+        return mean, scatter, count
+
+    late, late_var, late_n = window_stats(slice(-NET_WINDOW_DAYS, None))
+    early, early_var, early_n = window_stats(slice(0, NET_WINDOW_DAYS))
+    net_var = late_var / late_n + early_var / early_n
+    has_net = valid & (obs[..., :NET_WINDOW_DAYS].sum(-1) > 0) & (obs[..., -NET_WINDOW_DAYS:].sum(-1) > 0)
+    return late - early, net_var, has_net
+
+
+def kriging_tile(xy, net, net_var, has_net, height, width):
+    """Bounded prior (B, 3, H, W) on a tile's pixel centres (:func:`.gnss_prior.krige_grid`).
+
+    ``xy`` (B, S, 2) in pixels from the tile's corner (x right, y down); the correlation
+    length falls back to a quarter of the tile's side with fewer than two stations.
+    Without a usable station the prior is zero.
+    """
+    xs = torch.arange(width, device=xy.device, dtype=torch.float64) + 0.5
+    ys = torch.arange(height, device=xy.device, dtype=torch.float64) + 0.5
+    fallback = torch.full((xy.shape[0],), max(height, width) / 4.0, dtype=torch.float64, device=xy.device)
+    mean, _ = krige_grid(xy, net, net_var, has_net, xs, ys, fallback_length=fallback)
+    return mean
 
 
 #: Length [pixels] that normalises station coordinates in the spline system (conditioning).
@@ -221,9 +269,10 @@ def thin_plate_spline(xy, values, valid, height, width, smoothing=1e-3):
 class DualBranchNet(nn.Module):
     """InSAR branch + GNSS branch -> fusion -> (B, 3, H, W) east/north/up in scene scale units.
 
-    With ``residual_on_gnss_spline`` (default) the fusion also sees, and corrects, the
-    thin-plate-spline interpolation of the stations' net displacements: the network starts
-    from the classical GNSS peer and learns where InSAR and the time series improve on it.
+    With ``residual_on_gnss_spline`` (default) the fusion also sees, and corrects, an
+    interpolation of the stations' net displacements (``gnss_prior``: kriging by default,
+    bounded away from the stations): the network starts from the classical GNSS peer and
+    learns where InSAR and the time series improve on it.
     """
 
     def __init__(self, cfg: ModelConfig = ModelConfig()):
@@ -244,9 +293,22 @@ class DualBranchNet(nn.Module):
         g, net, has_net = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
         if not self.config.residual_on_gnss_spline:
             return self.fusion(torch.cat([a, g], 1))
-        spline = thin_plate_spline(inputs.gnss_xy, net.detach(), has_net, h, w,
-                                   self.config.spline_smoothing).to(a.dtype)
-        return spline + self.fusion(torch.cat([a, g, spline], 1))
+        prior = self.gnss_prior(inputs, h, w).to(a.dtype)
+        return prior + self.fusion(torch.cat([a, g, prior], 1))
+
+    @torch.no_grad()
+    def gnss_prior(self, inputs, height, width):
+        """The interpolation the network corrects (B, 3, H, W), in scene scale units.
+
+        ``inputs.prior`` when the caller computed it for a whole scene (tiled inference:
+        one field for every tile, no seam); else from the tile's stations.
+        """
+        if inputs.prior is not None:
+            return inputs.prior
+        net, net_var, has_net = station_net_displacement(inputs.gnss, inputs.gnss_valid)
+        if self.config.gnss_prior == "thin_plate":
+            return thin_plate_spline(inputs.gnss_xy, net, has_net, height, width, self.config.spline_smoothing)
+        return kriging_tile(inputs.gnss_xy, net, net_var, has_net, height, width)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -1,0 +1,156 @@
+"""How far to trust an extraction: training ranges, and agreement of the output with its data.
+
+Two kinds of figures go with every ``extractdisplacement`` run:
+
+* **Range checks** (:func:`range_warnings`): where the scene lies outside what the network
+  saw in training (scene extent, displacement scale, station spacing and count). Outside
+  them the network extrapolates and only the data-consistency step bounds it.
+* **Agreement with the data** (:func:`station_residuals`, and the per-track LOS residual of
+  :mod:`.joint`), and a check that the output does not exceed what was observed by more
+  than :data:`EXCEEDANCE_FACTOR` (:func:`exceedance_warnings`).
+
+Every figure is plain data (``dict``/``list``), written as the ``QUALITY`` JSON output; a
+:class:`Note` carries a level so that algorithms show warnings as warnings without parsing
+text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Sequence
+
+import numpy as np
+
+#: An output component larger than this factor times the largest observed displacement
+#: (any GNSS station's net motion, any track's |LOS|) is reported.
+EXCEEDANCE_FACTOR = 2.0
+#: A scene larger than this factor times the training scenes' side is reported (tiles of
+#: the training size cover it, but faults longer than any in training may lie in it).
+EXTENT_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Note:
+    """A message for the user; ``level`` is ``info`` or ``warning``."""
+
+    level: str
+    text: str
+
+    def to_dict(self):
+        """Plain data for JSON."""
+        return {"level": self.level, "text": self.text}
+
+
+def _median_spacing_m(xy_m) -> float:
+    xy = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
+    if len(xy) < 2:
+        return math.nan
+    d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(1)))
+
+
+def observed_scale_m(station_net_m, los_tracks_m: Sequence[np.ndarray]) -> float:
+    """Largest observed displacement [m]: any station's |net| component or any track's |LOS|.
+
+    The LOS value is the 99.9th percentile of |LOS| (an unwrapping error or a hot pixel
+    should not raise the bound).
+    """
+    largest = 0.0
+    net = np.asarray(station_net_m, dtype=np.float64)
+    if net.size and np.isfinite(net).any():
+        largest = float(np.nanmax(np.abs(net)))
+    for los in los_tracks_m:
+        if los is not None and np.isfinite(los).any():
+            largest = max(largest, float(np.nanpercentile(np.abs(los), 99.9)))
+    return largest
+
+
+def range_warnings(scene, grid_shape, pixel_m: float, station_xy_m, station_net_m,
+                   los_tracks_m: Sequence[np.ndarray]) -> List[Note]:
+    """Warnings where the scene lies outside the model's training ranges.
+
+    Parameters
+    ----------
+    scene : SceneConfig
+        The model's scene configuration (``size_px``, ``pixel_m``, ``max_displacement_m``,
+        ``station_spacing_m``).
+    grid_shape : (int, int)
+        Working grid (rows, columns).
+    pixel_m : float
+        Working pixel size [m].
+    station_xy_m : (S, 2) array_like
+        Positions of the stations used [m].
+    station_net_m : (S, 3) array_like
+        Their net displacements [m] (NaN where a series cannot give one).
+    los_tracks_m : sequence of (H, W) arrays
+        Each track's LOS displacement over the window [m].
+    """
+    notes: List[Note] = []
+    side_m = max(grid_shape) * pixel_m
+    trained_m = scene.size_px * scene.pixel_m
+    if side_m > EXTENT_FACTOR * trained_m:
+        notes.append(Note("warning", (
+            f"The scene is {grid_shape[1] * pixel_m / 1e3:.0f} x {grid_shape[0] * pixel_m / 1e3:.0f} km, "
+            f"{side_m / trained_m:.1f} times the model's training scenes ({trained_m / 1e3:.0f} km): "
+            f"the network works in tiles of its training size and has not seen faults longer than "
+            f"{scene.length_m[1] / 1e3:.0f} km; trust the output only where it agrees with the "
+            f"data (QUALITY) and compare with combineinsargnss.")))
+    largest = observed_scale_m(station_net_m, los_tracks_m)
+    top = float(scene.max_displacement_m[1])
+    if largest > top:
+        notes.append(Note("warning", (
+            f"The largest observed displacement, {largest:.2f} m, exceeds the largest the model "
+            f"was trained on ({top:g} m): the network extrapolates in amplitude.")))
+    xy = np.asarray(station_xy_m, dtype=np.float64).reshape(-1, 2)
+    spacing = _median_spacing_m(xy)
+    low, high = scene.station_spacing_m
+    if len(xy) < 3:
+        notes.append(Note("warning", (
+            f"Only {len(xy)} GNSS station(s) inform the scene; the north component rests on "
+            f"them and on the network's prior, so expect it to be uncertain (see the std bands).")))
+    elif math.isfinite(spacing) and not 0.5 * low <= spacing <= 2.0 * high:
+        notes.append(Note("warning", (
+            f"The GNSS stations are {spacing / 1e3:.0f} km apart (median nearest neighbour); the "
+            f"model was trained on {low / 1e3:.0f}-{high / 1e3:.0f} km spacing.")))
+    return notes
+
+
+def exceedance_warnings(output_m, station_net_m, los_tracks_m: Sequence[np.ndarray],
+                        factor: float = EXCEEDANCE_FACTOR) -> List[Note]:
+    """A warning per component whose largest |value| exceeds ``factor`` x what was observed."""
+    largest = observed_scale_m(station_net_m, los_tracks_m)
+    notes = []
+    if largest <= 0:
+        return notes
+    for name, band in zip(("east", "north", "up"), output_m):
+        if not np.isfinite(band).any():
+            continue
+        peak = float(np.nanmax(np.abs(band)))
+        if peak > factor * largest:
+            notes.append(Note("warning", (
+                f"|{name}| reaches {peak:.2f} m, more than {factor:g} times the largest observed "
+                f"displacement ({largest:.2f} m): check the output against the data before using it.")))
+    return notes
+
+
+def station_residuals(output_m, stations: Sequence[str], station_xy_m, station_net_m, pixel_m: float):
+    """Per station: observed net E/N/U, output sampled there, and the difference [m].
+
+    Positions in the working grid's frame (origin upper-left, x east, y north); the output
+    is sampled at the nearest pixel. Stations outside the grid are left out.
+    """
+    out = []
+    h, w = output_m.shape[-2:]
+    for name, (x, y), net in zip(stations, np.asarray(station_xy_m), np.asarray(station_net_m)):
+        col, row = int(math.floor(x / pixel_m)), int(math.floor(-y / pixel_m))
+        if not (0 <= row < h and 0 <= col < w) or not np.isfinite(net).all():
+            continue
+        pred = output_m[:, row, col].astype(np.float64)
+        if not np.isfinite(pred).all():
+            continue
+        out.append({"station": str(name), "observed_m": [float(v) for v in net],
+                    "output_m": [float(v) for v in pred],
+                    "residual_m": [float(v) for v in net - pred]})
+    return out
