@@ -98,7 +98,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         except ModelFileError as exc:
             raise QgsProcessingException(str(exc)) from None
         validation = payload.get("validation") or {}
-        scores = ", ".join(f"{k[11:]} {v:.3f}" for k, v in validation.items() if k.startswith("val_mssim_"))
+        scores = ", ".join(f"{k[10:]} {v:.3f}" for k, v in validation.items() if k.startswith("val_mssim_"))
         feedback.pushInfo(f"Model {os.path.basename(path)}: {scene.model_epochs} epochs over "
                           f"{scene.gnss_days} days, {scene.pixel_m:g} m pixels"
                           + (f", validation mSSIM {scores}" if scores else "") + ".")

@@ -32,8 +32,10 @@ INSAR_UNITS = ("m", "mm", "rad")
 MAX_LOS_M = 50.0
 #: The 99th percentile of |LOS| [m] above which a note warns that the unit may be wrong.
 LARGE_LOS_M = 2.0
-#: The 99th percentile of |LOS| [m] below which a note warns that the unit may be wrong.
-SMALL_LOS_M = 1e-4
+#: The 99th percentile of |LOS| [m] below which a note warns that the unit may be wrong:
+#: atmospheric delays alone give several mm over a 121-day series, so metres read as
+#: millimetres (values 1000 times too small) fall below it.
+SMALL_LOS_M = 1e-3
 #: Largest accepted | |v| - 1 | of a LOS unit vector raster (bilinear resampling of a
 #: smooth unit-vector field changes the norm by far less).
 UNIT_VECTOR_TOLERANCE = 0.02
@@ -141,11 +143,13 @@ def check_los_values(los_m: np.ndarray, units: str, what: str) -> List[str]:
     notes = []
     p99 = float(np.percentile(np.abs(finite), 99))
     if p99 > LARGE_LOS_M:
-        notes.append(f"{what}: 99% of |LOS| up to {p99:.3g} m, unusually large; check "
-                     f"INSAR_UNITS={units}.")
+        notes.append(f"{what}: 99 % of |LOS| reaches {p99:.3g} m with INSAR_UNITS={units}, unusually "
+                     f"large for InSAR; check INSAR_UNITS: if the rasters hold millimetres set "
+                     f"INSAR_UNITS=mm, if unwrapped phase INSAR_UNITS=rad.")
     elif p99 < SMALL_LOS_M:
-        notes.append(f"{what}: 99% of |LOS| below {p99 * 1e3:.3g} mm, unusually small; check "
-                     f"INSAR_UNITS={units} (metres read as millimetres?).")
+        notes.append(f"{what}: 99 % of |LOS| is below {p99 * 1e3:.3g} mm with INSAR_UNITS={units}, "
+                     f"unusually small (atmospheric noise alone gives several mm); check "
+                     f"INSAR_UNITS: if the rasters hold metres set INSAR_UNITS=m.")
     if units == "rad":
         phase = finite / phase_to_los_m(1.0)
         if np.all(np.abs(phase) <= np.pi + 1e-6) and np.ptp(phase) > np.pi:

@@ -351,6 +351,40 @@ def gnss_window(dates: np.ndarray, enu_m: np.ndarray, start: np.datetime64, days
     return out
 
 
+def _lonlat_text(lon: float, lat: float) -> str:
+    return f"{abs(lat):.2f} deg {'N' if lat >= 0 else 'S'}, {abs(lon):.2f} deg {'E' if lon >= 0 else 'W'}"
+
+
+def _far_stations_message(x, y, grid: Grid, margin_m: float) -> str:
+    """Why no station is near the scene, without blaming either layer: where each one lies."""
+    from osgeo import osr
+    xmin, ymin, xmax, ymax = grid.extent
+    distance_km = np.hypot(np.maximum(np.maximum(xmin - x, x - xmax), 0.0),
+                           np.maximum(np.maximum(ymin - y, y - ymax), 0.0)) / 1e3
+    nearest = int(np.nanargmin(distance_km))
+    text = (f"The InSAR scene (grid of the first INSAR_ASC layer, or INSAR_DESC) and the GNSS layer "
+            f"cover different areas: none of the {len(x)} GNSS stations lies inside the scene or within "
+            f"{margin_m / 1e3:g} km of it; the nearest is {distance_km[nearest]:,.0f} km away.")
+    try:
+        srs = osr.SpatialReference()
+        srs.ImportFromWkt(grid.crs_wkt)
+        wgs84 = osr.SpatialReference()
+        wgs84.ImportFromEPSG(4326)
+        for ref in (srs, wgs84):
+            ref.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        to_lonlat = osr.CoordinateTransformation(srs, wgs84)
+        scene_lon, scene_lat = to_lonlat.TransformPoint(0.5 * (xmin + xmax), 0.5 * (ymin + ymax))[:2]
+        gnss_lon, gnss_lat = to_lonlat.TransformPoint(float(x[nearest]), float(y[nearest]))[:2]
+    except Exception:  # no usable CRS: the distance says enough
+        return text + " Check which of the two is misplaced (its CRS or its coordinates)."
+    text += (f" The scene is centred at {_lonlat_text(scene_lon, scene_lat)}, the nearest station at "
+             f"{_lonlat_text(gnss_lon, gnss_lat)}.")
+    if scene_lat * gnss_lat < 0 and min(abs(scene_lat), abs(gnss_lat)) > 1.0:
+        text += (" They lie in different hemispheres: check the sign of the latitudes in the InSAR "
+                 "rasters' georeferencing and in the GNSS layer.")
+    return text + " Check which of the two is misplaced (its CRS or its coordinates)."
+
+
 def select_stations(x, y, series_m, grid: Grid, margin_m: float, min_days: int = MIN_GNSS_DAYS):
     """Stations near the grid with enough observed days.
 
@@ -373,9 +407,7 @@ def select_stations(x, y, series_m, grid: Grid, margin_m: float, min_days: int =
              f"than {min_days} days in the window are ignored."]
     if not keep.any():
         if not near.any():
-            raise ValueError(f"No GNSS station lies inside the InSAR scene or within "
-                             f"{margin_m / 1e3:g} km of it (of {len(x)} stations); check the GNSS "
-                             f"layer and its CRS.")
+            raise ValueError(_far_stations_message(x, y, grid, margin_m))
         raise ValueError(f"No GNSS station near the scene has {min_days} or more days of data in "
                          f"the model's window; give GNSS series of the InSAR period.")
     return keep, notes
@@ -526,6 +558,55 @@ def check_tracks(asc: Optional[TrackSource], desc: Optional[TrackSource], scene)
             f"expect north and the component along the missing look direction to be less certain."]
 
 
+def check_scene_size(grid: Grid, scene, name: str) -> List[str]:
+    """A warning when the scene is smaller than half the model's training scenes.
+
+    The network sees tens of pixels around each pixel (two-level U-Net of 3 x 3 convolutions,
+    trained on ``scene.size_px`` squares): on a smaller scene most of that context is padding,
+    and the output is not meaningful.
+    """
+    need = max(8, int(scene.size_px) // 2)
+    if min(grid.width, grid.height) >= need:
+        return []
+    km = scene.pixel_m / 1e3
+    return [f"{name} covers only {grid.width} x {grid.height} pixels of {scene.pixel_m:g} m on the model's "
+            f"working grid, less than the {need} x {need} pixels ({need * km:g} x {need * km:g} km) of "
+            f"context the network needs (it was trained on {scene.size_px} x {scene.size_px}-pixel "
+            "scenes): the result is not meaningful. Give InSAR rasters covering a larger area."]
+
+
+def check_look_directions(los_east_mean: dict) -> List[str]:
+    """Warnings when a track's LOS points the other way than its name says.
+
+    ``los_east_mean`` maps ``"INSAR_ASC"`` / ``"INSAR_DESC"`` to the mean east component of
+    that track's ground-to-satellite LOS unit vector (None when the track is absent). A
+    right-looking SAR (Sentinel-1, and what the model was trained on) sees the ground to the
+    east when ascending (east component about -0.6) and to the west when descending (+0.6);
+    see :mod:`.conventions`.
+    """
+    asc, desc = los_east_mean.get("INSAR_ASC"), los_east_mean.get("INSAR_DESC")
+    west = lambda v: v is not None and v < -0.1      # noqa: E731  ascending-like
+    east = lambda v: v is not None and v > 0.1       # noqa: E731  descending-like
+    if east(asc) and west(desc):
+        return [f"The tracks look swapped: LOS_ASC points east (mean east component {asc:+.2f}), as a "
+                f"descending track does, and LOS_DESC west ({desc:+.2f}), as an ascending one does. "
+                "Check the inputs: if INSAR_ASC holds the descending track, give it and its LOS as "
+                "INSAR_DESC/LOS_DESC and the other as INSAR_ASC/LOS_ASC (the model reads them in that order)."]
+    if asc is not None and desc is not None and (east(asc) and east(desc) or west(asc) and west(desc)):
+        way = "east (both descending-like)" if east(asc) else "west (both ascending-like)"
+        return [f"LOS_ASC and LOS_DESC point the same way, {way}: mean east components {asc:+.2f} "
+                f"and {desc:+.2f}. Check the inputs: one track may be given twice. INSAR_ASC/LOS_ASC "
+                "must be the ascending track (LOS east component about -0.6 for Sentinel-1) and "
+                "INSAR_DESC/LOS_DESC the descending one (about +0.6)."]
+    if east(asc) and desc is None:
+        return [f"LOS_ASC points east (mean east component {asc:+.2f}), as a descending track does; "
+                "check the inputs: if this is the descending track, give it as INSAR_DESC/LOS_DESC."]
+    if west(desc) and asc is None:
+        return [f"LOS_DESC points west (mean east component {desc:+.2f}), as an ascending track does; "
+                "check the inputs: if this is the ascending track, give it as INSAR_ASC/LOS_ASC."]
+    return []
+
+
 @gdal_cache_limit()
 def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_path: str,
                   gnss_dates, gnss_enu_m, gnss_x, gnss_y, stations: Sequence[str], scene,
@@ -569,6 +650,7 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
     reference = asc if asc is not None else desc
     if grid is None:
         grid = working_grid(reference.paths[0], scene.pixel_m, reference.name)
+    notes += check_scene_size(grid, scene, reference.name)
     days = int(scene.gnss_days)
     tracks = {"INSAR_ASC": None, "INSAR_DESC": None}
     given = [t for t in (asc, desc) if t is not None]
@@ -630,6 +712,8 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
         step += 1
         _report(progress, step / steps, f"{name}: LOS read")
         _check(is_canceled)
+    notes += check_look_directions({name: (float(np.nanmean(los[k, 0])) if tracks[name] is not None else None)
+                                    for k, name in enumerate(("INSAR_ASC", "INSAR_DESC"))})
     dem, more = read_dem(dem_path, grid)
     notes += more
     _report(progress, 1.0, "DEM read")

@@ -119,7 +119,8 @@ def test_gnss_window_and_station_selection(files):
     keep, notes = prepare.select_stations(x, y, series, grid, 30e3)
     assert keep.tolist() == [True, True, False, False]
     assert "2 of 4 stations used (1 inside the scene, 1 within 30 km" in notes[0]
-    with pytest.raises(ValueError, match="No GNSS station lies inside the InSAR scene or within 30 km"):
+    with pytest.raises(ValueError, match="cover different areas: none of the 4 GNSS stations lies inside the "
+                                         "scene or within 30 km"):
         prepare.select_stations(x + 500e3, y, series, grid, 30e3)
     with pytest.raises(ValueError, match="days of data in the model's window"):
         prepare.select_stations(x, y, series * np.nan, grid, 30e3)
