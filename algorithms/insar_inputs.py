@@ -6,7 +6,8 @@ Parameter names are fixed by DESIGN.md::
                             dates in band descriptions) or one single-band raster per epoch
                             (YYYYMMDD in the file names), in time order
     INSAR_UNITS             m, mm or rad (LiCSAR unwrapped phase)
-    LOS_ASC, LOS_DESC       3-band rasters of the LOS unit vector (ground -> satellite), or
+    LOS_ASC, LOS_DESC       3-band rasters of the LOS unit vector (ground -> satellite) or
+                            LiCSAR *.geo.E.tif (with .N/.U siblings), or
     HEADING_ASC, INCIDENCE_ASC, HEADING_DESC, INCIDENCE_DESC   numbers [deg]
 
 Use::
@@ -15,7 +16,7 @@ Use::
     add_los_parameters(self, "_ASC", "ascending")
     grid = reference_grid(self, parameters, context)    # the first INSAR_ASC layer's grid
     asc = read_insar_track(self, parameters, INSAR_ASC, context, grid, feedback)
-    e, n, u = read_los(self, parameters, "_ASC", context, grid)
+    e, n, u = read_los(self, parameters, "_ASC", context, grid)   # (3, H, W)
 
 Core errors (``ValueError``) come back as ``QgsProcessingException`` with the same sentence.
 """
@@ -37,8 +38,9 @@ INSAR_HELP = (
     "file name). INSAR_UNITS: m, mm, or rad = LiCSAR unwrapped phase, converted with "
     "d = -0.05546 m / (4 pi) * phase. NoData/NaN pixels are left out.<br>"
     "<b>LOS geometry</b>: LOS_ASC / LOS_DESC are 3-band rasters with the east, north, up "
-    "components of the unit vector from the ground to the satellite (LiCSAR *.geo.E/N/U.tif "
-    "stacked); without them give HEADING_* (satellite flight azimuth, deg clockwise from "
+    "components of the unit vector from the ground to the satellite, or LiCSAR's "
+    "*.geo.E.tif with its *.geo.N.tif and *.geo.U.tif beside it; without them give HEADING_* "
+    "(satellite flight azimuth, deg clockwise from "
     "north; Sentinel-1 about -12 ascending, -168 descending) and INCIDENCE_* (deg from the "
     "vertical), used for every pixel.<br>")
 
@@ -59,7 +61,8 @@ def add_insar_parameters(alg, tracks=(INSAR_ASC, INSAR_DESC)):
 def add_los_parameters(alg, suffix: str, track: str):
     """Add LOS{suffix} (3-band raster) and HEADING{suffix} / INCIDENCE{suffix} (numbers)."""
     alg.addParameter(QgsProcessingParameterRasterLayer(
-        f"LOS{suffix}", f"LOS unit vector {track} (3 bands east, north, up; ground to satellite)",
+        f"LOS{suffix}", f"LOS unit vector {track} (3 bands east, north, up, ground to satellite; "
+                        "or LiCSAR *.geo.E.tif)",
         optional=True))
     number = QgsProcessingParameterNumber
     alg.addParameter(number(f"HEADING{suffix}", f"Heading {track} [deg clockwise from north] "
@@ -103,7 +106,7 @@ def track_paths(alg, parameters, key: str, context):
 
 def reference_grid(alg, parameters, context, key: str = INSAR_ASC):
     """Grid of the first layer of ``key`` (DESIGN.md: outputs lie on the first INSAR_ASC layer)."""
-    from ..core.insar_io import raster_grid
+    from ..core.raster import raster_grid
     path = track_paths(alg, parameters, key, context)[0]
     try:
         return raster_grid(path, key)
@@ -132,31 +135,27 @@ def read_insar_track(alg, parameters, key: str, context, grid, feedback=None,
     return stack
 
 
-def read_los(alg, parameters, suffix: str, context, grid):
-    """(east, north, up) LOS unit vector on ``grid``: from LOS{suffix}, else heading/incidence.
-
-    Returns arrays of shape (H, W) from a raster, or floats from the two angles.
-    """
-    from ..core.geometry import los_unit_vector
-    from ..core.insar_io import los_from_raster
+def los_source(alg, parameters, suffix: str, context):
+    """:class:`..core.insar_io.LosSource` of LOS{suffix}, else HEADING{suffix} / INCIDENCE{suffix}."""
+    from ..core.insar_io import LosSource
     key = f"LOS{suffix}"
     layer = alg.parameterAsRasterLayer(parameters, key, context)
-    if layer is not None:
-        try:
-            return los_from_raster(raster_path(layer, key), grid, key)
-        except ValueError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-    heading = _optional_number(alg, parameters, f"HEADING{suffix}", context)
-    incidence = _optional_number(alg, parameters, f"INCIDENCE{suffix}", context)
-    if heading is None or incidence is None:
-        raise QgsProcessingException(
-            f"Give either {key} (3-band LOS unit vector raster) or both HEADING{suffix} and "
-            f"INCIDENCE{suffix} [deg] (Sentinel-1: heading about -12 ascending / -168 "
-            f"descending, incidence 30-46).")
-    if not 0.0 < incidence < 90.0:
-        raise QgsProcessingException(f"INCIDENCE{suffix} = {incidence} deg: the incidence angle "
-                                     f"from the vertical must lie between 0 and 90 deg.")
-    return tuple(float(c) for c in los_unit_vector(heading, incidence))
+    path = raster_path(layer, key) if layer is not None else None
+    return LosSource(key, path, _optional_number(alg, parameters, f"HEADING{suffix}", context),
+                     _optional_number(alg, parameters, f"INCIDENCE{suffix}", context))
+
+
+def read_los(alg, parameters, suffix: str, context, grid):
+    """(3, H, W) LOS unit vector on ``grid`` (:func:`..core.insar_io.read_los`).
+
+    From LOS{suffix} (3 bands, or a LiCSAR ``*.geo.E.tif`` with its .N and .U siblings),
+    else from HEADING{suffix} and INCIDENCE{suffix}.
+    """
+    from ..core.insar_io import read_los as read_core_los
+    try:
+        return read_core_los(los_source(alg, parameters, suffix, context), grid)
+    except ValueError as exc:
+        raise QgsProcessingException(str(exc)) from exc
 
 
 def _optional_number(alg, parameters, key, context):

@@ -24,7 +24,8 @@ class ProjectLosAlgorithm(InsarGnssAlgorithm):
         "<b>DISPLACEMENT</b>: 3-band raster, bands east, north, up [m] (e.g. from "
         "okadadisplacement or extractdisplacement).<br>"
         "<b>LOS geometry</b>: LOS, a 3-band raster of the unit vector's east, north, up "
-        "components (LiCSAR *.geo.E/N/U.tif stacked; warped onto the displacement grid), or "
+        "components, or LiCSAR's *.geo.E.tif with its *.geo.N.tif and *.geo.U.tif beside it "
+        "(warped onto the displacement grid), or "
         "HEADING (satellite flight azimuth, deg clockwise from north; Sentinel-1 about -12 "
         "ascending, -168 descending) and INCIDENCE (deg from the vertical) for every pixel: "
         "e = -sin(inc) cos(heading), n = sin(inc) sin(heading), u = cos(inc).<br>"
@@ -45,7 +46,7 @@ class ProjectLosAlgorithm(InsarGnssAlgorithm):
         import numpy as np
 
         from ..core.geometry import enu_to_los
-        from ..core.insar_io import raster_grid
+        from ..core.raster import raster_grid
         from ..core.raster import RasterWriter, read_raster, robust_limit, write_diverging_style
 
         layer = self.parameterAsRasterLayer(parameters, self.DISPLACEMENT, context)
@@ -70,8 +71,7 @@ class ProjectLosAlgorithm(InsarGnssAlgorithm):
                 check_canceled(feedback)
                 rows = min(BLOCK_ROWS, grid.height - row0)
                 enu, _, _ = read_raster(path_in, bands=(1, 2, 3), window=(row0, 0, rows, grid.width))
-                block_los = [c if np.ndim(c) == 0 else c[row0:row0 + rows] for c in los]
-                d = enu_to_los(enu[0], enu[1], enu[2], *block_los)
+                d = enu_to_los(enu[0], enu[1], enu[2], *los[:, row0:row0 + rows])
                 valid += int(np.isfinite(d).sum())
                 limit = max(limit, robust_limit(d))
                 writer.write(d[None], row0, 0)

@@ -13,13 +13,14 @@ import datetime as _dt
 import os
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from .conventions import phase_to_los_m
-from .geometry import Grid, unit_vector_error
+from .geometry import Grid, los_unit_vector, unit_vector_error
+from .raster import open_raster, raster_grid, warp_to_grid  # noqa: F401 (raster_grid: importers)
 
 gdal.UseExceptions()
 
@@ -174,89 +175,6 @@ def check_los_unit_vector(east, north, up, what: str):
                          f"from the ground to the satellite (LiCSAR convention); flip its sign.")
 
 
-# --------------------------------------------------------------------------- grids, GDAL
-
-
-def open_raster(path: str, what: str):
-    """Open with GDAL, refusing rasters without CRS or north-up geotransform (``ValueError``)."""
-    try:
-        ds = gdal.Open(path)
-    except RuntimeError as exc:
-        raise ValueError(f"{what}: GDAL cannot open {path}: {exc}") from exc
-    if ds is None:
-        raise ValueError(f"{what}: GDAL cannot open {path}.")
-    if not ds.GetProjection():
-        raise ValueError(f"{what} ({os.path.basename(path)}) has no coordinate reference "
-                         f"system; assign one (Raster > Projections > Assign Projection, or "
-                         f"gdal_edit.py -a_srs EPSG:...).")
-    gt = ds.GetGeoTransform()
-    if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
-        raise ValueError(f"{what} ({os.path.basename(path)}) is not a north-up grid; warp it "
-                         f"first (gdalwarp).")
-    return ds
-
-
-def raster_grid(path: str, what: str) -> Grid:
-    """The :class:`.geometry.Grid` of a raster (square pixels required)."""
-    ds = open_raster(path, what)
-    gt = ds.GetGeoTransform()
-    if abs(abs(gt[5]) - gt[1]) > 1e-6 * gt[1]:
-        raise ValueError(f"{what} ({os.path.basename(path)}) has non-square pixels "
-                         f"({gt[1]:.6g} x {abs(gt[5]):.6g}); resample it to square pixels "
-                         f"(gdalwarp -tr {gt[1]:.6g} {gt[1]:.6g}).")
-    return Grid(gt[0], gt[3], gt[1], ds.RasterXSize, ds.RasterYSize, ds.GetProjection())
-
-
-def _bounds_in(ds, target_wkt: str):
-    """(xmin, ymin, xmax, ymax) of a dataset transformed into ``target_wkt``."""
-    gt = ds.GetGeoTransform()
-    xmin, ymax = gt[0], gt[3]
-    xmax = gt[0] + ds.RasterXSize * gt[1]
-    ymin = gt[3] + ds.RasterYSize * gt[5]
-    src = osr.SpatialReference(wkt=ds.GetProjection())
-    dst = osr.SpatialReference(wkt=target_wkt)
-    if src.IsSame(dst):
-        return xmin, ymin, xmax, ymax
-    for s in (src, dst):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    try:
-        return osr.CoordinateTransformation(src, dst).TransformBounds(xmin, ymin, xmax, ymax, 21)
-    except RuntimeError:
-        return None
-
-
-def warp_to_grid(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]] = None,
-                 resampling: str = "bilinear") -> np.ndarray:
-    """Read bands of a raster resampled onto ``grid``: float64 (bands, H, W), NoData = NaN.
-
-    GDAL's warper in memory (no file); a raster already on the grid is read unchanged.
-    Bilinear resampling leaves NoData pixels out of the weights. ``ValueError`` when the
-    raster does not overlap the grid at all.
-    """
-    ds = open_raster(path, what)
-    bounds = _bounds_in(ds, grid.crs_wkt)
-    gxmin, gymin, gxmax, gymax = grid.extent
-    if bounds is None or not (bounds[0] < gxmax and bounds[2] > gxmin
-                              and bounds[1] < gymax and bounds[3] > gymin):
-        raise ValueError(f"{what} ({os.path.basename(path)}) does not overlap the reference "
-                         f"grid (the first ascending InSAR layer, or the truth); check the "
-                         f"layers and their CRS.")
-    band_list = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
-    if ds.RasterCount == len(band_list) and band_list == list(range(1, ds.RasterCount + 1)):
-        src = ds
-    else:  # a VRT with just the wanted bands
-        src = gdal.Translate("", ds, format="VRT", bandList=band_list)
-    nodata = src.GetRasterBand(1).GetNoDataValue()
-    options = gdal.WarpOptions(
-        format="MEM", outputBounds=grid.extent, width=grid.width, height=grid.height,
-        dstSRS=grid.crs_wkt, resampleAlg=resampling, outputType=gdal.GDT_Float64,
-        srcNodata=nodata if nodata is not None else "nan", dstNodata="nan",
-        multithread=True)
-    out = gdal.Warp("", src, options=options)
-    data = out.ReadAsArray().astype(np.float64, copy=False).reshape(len(band_list), grid.height, grid.width)
-    return data
-
-
 # --------------------------------------------------------------------------- InSAR stacks
 
 
@@ -342,12 +260,188 @@ def read_insar_stack(paths: Sequence[str], grid: Grid, units: str, what: str,
     return InsarStack(los_m, dates, count, notes)
 
 
+# --------------------------------------------------------------------------- tracks
+
+
+@dataclass(frozen=True)
+class TrackSource:
+    """One InSAR track as the user holds it.
+
+    Attributes
+    ----------
+    name : str
+        Parameter name used in messages (``INSAR_ASC`` / ``INSAR_DESC``).
+    paths : tuple of str
+        One multi-band raster (bands = epochs, dates in the band descriptions) or one
+        single-band raster per epoch in time order (``YYYYMMDD`` in each file name).
+    los_path : str, optional
+        3-band raster of the LOS unit vector (east, north, up; ground -> satellite), or one
+        of LiCSAR's ``*.E.tif`` / ``*.N.tif`` / ``*.U.tif`` whose two siblings lie beside it.
+    heading_deg, incidence_deg : float, optional
+        Constant geometry when there is no LOS raster (:func:`.geometry.los_unit_vector`).
+    """
+
+    name: str
+    paths: Tuple[str, ...]
+    los_path: Optional[str] = None
+    heading_deg: Optional[float] = None
+    incidence_deg: Optional[float] = None
+
+    @property
+    def los(self) -> "LosSource":
+        """The track's LOS geometry (``LOS_ASC`` for ``INSAR_ASC``)."""
+        return LosSource(self.name.replace("INSAR", "LOS"), self.los_path, self.heading_deg,
+                         self.incidence_deg)
+
+
+@dataclass
+class TrackEpochs:
+    """Epoch dates of a track and where each epoch is stored: ``(path, band)`` per epoch."""
+
+    name: str
+    dates: np.ndarray
+    sources: List[Tuple[str, int]]
+
+
+def track_epochs(track: TrackSource) -> TrackEpochs:
+    """Dates and storage of every epoch of a track (nothing is read but metadata).
+
+    Raises ``ValueError`` for fewer than two epochs, missing dates, dates out of order, a
+    file that GDAL cannot open or that has no CRS, and several multi-band files.
+    """
+    paths = list(track.paths)
+    if not paths:
+        raise ValueError(f"{track.name}: no layer given.")
+    if len(paths) == 1:
+        ds = open_raster(paths[0], track.name)
+        count = ds.RasterCount
+        if count < 2:
+            raise ValueError(
+                f"{track.name}: {os.path.basename(paths[0])} holds a single epoch; a displacement "
+                f"needs at least two. Give a multi-band raster (one band per epoch) or one raster "
+                f"per epoch.")
+        labels = [ds.GetRasterBand(b + 1).GetDescription() for b in range(count)]
+        dates = _named(epoch_dates, track.name, labels, "band description")
+        sources = [(paths[0], b + 1) for b in range(count)]
+        where = "band descriptions"
+    else:
+        for p in paths:
+            n = open_raster(p, track.name).RasterCount
+            if n != 1:
+                raise ValueError(
+                    f"{track.name}: {os.path.basename(p)} has {n} bands; with several layers each "
+                    f"must be one epoch (one band). Give a multi-band raster alone instead.")
+        dates = _named(epoch_dates, track.name, [os.path.basename(p) for p in paths], "file name")
+        sources = [(p, 1) for p in paths]
+        where = "file names"
+    if dates is None:
+        raise ValueError(
+            f"{track.name}: no epoch dates found in the {where}; the model needs them to place "
+            f"the epochs in its 121-day window. Put the date (YYYY-MM-DD or YYYYMMDD) in each "
+            f"band description, or YYYYMMDD in each file name.")
+    return TrackEpochs(track.name, dates, sources)
+
+
+def _named(fn, name, *args):
+    """``fn(*args)`` with the track's name put in front of a ``ValueError``'s message."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(text if text.startswith(name) else f"{name}: {text}") from None
+
+
+# --------------------------------------------------------------------------- LOS geometry
+
+_LICSAR_LOS_RE = re.compile(r"^(.*[._-])([ENU])(\.[^.]+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LosSource:
+    """A LOS geometry in one of its three forms (ground -> satellite, :mod:`.conventions`).
+
+    Attributes
+    ----------
+    key : str
+        Parameter name in messages (``LOS_ASC``, ``LOS_DESC``, ``LOS``); the angles are
+        named ``HEADING`` / ``INCIDENCE`` with the same suffix.
+    path : str, optional
+        A 3-band raster (east, north, up), or one of LiCSAR's ``*.geo.E.tif`` /
+        ``.N.`` / ``.U.`` whose two siblings lie beside it.
+    heading_deg, incidence_deg : float, optional
+        Constant geometry when there is no raster (:func:`.geometry.los_unit_vector`).
+    """
+
+    key: str = "LOS"
+    path: Optional[str] = None
+    heading_deg: Optional[float] = None
+    incidence_deg: Optional[float] = None
+
+
+def los_paths(path: str, what: str) -> List[str]:
+    """The raster(s) holding the LOS east, north, up components.
+
+    A 3-band raster is used alone; a single-band LiCSAR ``<frame>.geo.E.tif`` (or ``.N.``,
+    ``.U.``) brings its two siblings of the same name.
+    """
+    count = open_raster(path, what).RasterCount
+    if count == 3:
+        return [path]
+    folder, name = os.path.split(path)
+    match = _LICSAR_LOS_RE.match(name)
+    if count == 1 and match:
+        head, _, tail = match.groups()
+        upper = match.group(2).isupper()
+        siblings = [os.path.join(folder, head + (c if upper else c.lower()) + tail) for c in "ENU"]
+        missing = [s for s in siblings if not os.path.exists(s)]
+        if not missing:
+            return siblings
+        raise ValueError(f"{what}: {name} is one LOS component; its siblings "
+                         f"{', '.join(os.path.basename(m) for m in missing)} are missing.")
+    raise ValueError(f"{what} has {count} band(s); it must hold the LOS unit vector's east, "
+                     f"north and up components as bands 1-3 (or be a LiCSAR *.geo.E.tif with "
+                     f"its .N and .U siblings).")
+
+
+def check_los_angles(source: LosSource):
+    """Without a LOS raster, both angles must be given and the incidence lie in (0, 90) deg."""
+    suffix = source.key[3:]
+    if source.heading_deg is None or source.incidence_deg is None:
+        raise ValueError(f"Give either {source.key} (3-band LOS unit vector raster, or a LiCSAR "
+                         f"*.geo.E.tif) or both HEADING{suffix} and INCIDENCE{suffix} [deg] "
+                         f"(Sentinel-1: heading about -12 ascending / -168 descending, incidence "
+                         f"30-46).")
+    if not 0.0 < source.incidence_deg < 90.0:
+        raise ValueError(f"INCIDENCE{suffix} = {source.incidence_deg} deg: the incidence angle from "
+                         f"the vertical must lie between 0 and 90 deg.")
+
+
+def read_los(source: LosSource, grid: Grid, resampling: str = "bilinear",
+             dtype=np.float64) -> np.ndarray:
+    """(3, H, W) LOS unit vector (east, north, up) on ``grid`` from any of its three forms.
+
+    A raster (3-band, or a LiCSAR E/N/U triple) is warped onto ``grid`` with ``resampling``
+    (``"auto"``: :func:`.raster.auto_resampling`), pixels missing a component are NaN, and
+    the vectors are checked (:func:`check_los_unit_vector`). Without a raster the two angles
+    give one vector for every pixel (a read-only broadcast view).
+    """
+    if source.path:
+        paths = los_paths(source.path, source.key)
+        if len(paths) == 1:
+            e, n, u = warp_to_grid(paths[0], grid, source.key, resampling=resampling).astype(dtype, copy=False)
+        else:
+            e, n, u = (warp_to_grid(p, grid, source.key, bands=[1], resampling=resampling)[0].astype(dtype, copy=False)
+                       for p in paths)
+        bad = ~(np.isfinite(e) & np.isfinite(n) & np.isfinite(u))   # a partial vector is none
+        for c in (e, n, u):
+            c[bad] = np.nan
+        check_los_unit_vector(e, n, u, source.key)
+        return np.stack([e, n, u])
+    check_los_angles(source)
+    vector = np.asarray(los_unit_vector(source.heading_deg, source.incidence_deg), dtype=dtype)
+    return np.broadcast_to(vector[:, None, None], (3, grid.height, grid.width))
+
+
 def los_from_raster(path: str, grid: Grid, what: str):
-    """(east, north, up) LOS unit vector arrays from a 3-band raster, checked, on ``grid``."""
-    ds = open_raster(path, what)
-    if ds.RasterCount != 3:
-        raise ValueError(f"{what} has {ds.RasterCount} band(s); it must hold the LOS unit "
-                         f"vector's east, north and up components as bands 1-3.")
-    e, n, u = warp_to_grid(path, grid, what)
-    check_los_unit_vector(e, n, u, what)
-    return e, n, u
+    """(east, north, up) LOS unit vector arrays from a raster (3-band or LiCSAR triple) on ``grid``."""
+    return tuple(read_los(LosSource(what, path), grid))

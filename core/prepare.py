@@ -6,7 +6,7 @@ What ``insargnss3d:extractdisplacement`` does around the network, step by step:
    was trained for (``SceneConfig.pixel_m``), so the scene is the first ascending InSAR
    layer's extent in the WGS 84 / UTM zone of its centre, at that pixel size. A layer that
    is already in that zone keeps its own origin (no shift of half a pixel).
-2. **Epochs** (:func:`track_epochs`): each track is one multi-band raster (dates in the band
+2. **Epochs** (:func:`.insar_io.track_epochs`): each track is one multi-band raster (dates in the band
    descriptions) or one single-band raster per epoch (``YYYYMMDD`` in the file names), in
    time order; units ``m``, ``mm`` or ``rad`` (:func:`.insar_io.to_los_m`).
 3. **Time window** (:func:`choose_window`): the model sees ``gnss_days`` (121) consecutive
@@ -15,7 +15,7 @@ What ``insargnss3d:extractdisplacement`` does around the network, step by step:
    interpolate inside the window are read (:func:`epochs_for_window`), and they are
    interpolated linearly in time onto the model's regularly spaced epochs
    (:func:`.features.resample_epochs`, the same code as in training).
-4. **Warping** (:func:`.insar_io.warp_to_grid`, GDAL's warper, which streams the source):
+4. **Warping** (:func:`.raster.warp_float32`, GDAL's warper, which streams the source):
    InSAR, LOS and DEM onto the working grid, ``average`` resampling where the source pixels
    are less than half the working pixel (no aliasing), else bilinear.
 5. **GNSS** (:func:`gnss_window`, :func:`select_stations`): daily series cut to the window
@@ -42,17 +42,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
-from .geometry import Grid, los_unit_vector, utm_epsg
-from .insar_io import (check_los_unit_vector, check_los_values, epoch_dates, open_raster,
-                       to_los_m, warp_to_grid)
-from .raster import crs_wkt_from_epsg
+from .geometry import Grid
+from .insar_io import (LosSource, TrackEpochs, TrackSource, check_los_angles, check_los_values,  # noqa: F401
+                       los_paths, read_los, to_los_m, track_epochs)
+from .raster import grid_epsg, open_raster, raster_bounds, srs_from_wkt, utm_grid  # noqa: F401
+from .raster import warp_float32 as warp
 
 gdal.UseExceptions()
 
@@ -63,14 +63,10 @@ MIN_GNSS_DAYS = 2
 MAX_EDGE_GAP_DAYS = 12
 #: Largest working grid [pixels]: 5000 x 5000 km at 1 km.
 MAX_WORKING_PIXELS = 25_000_000
-#: Bytes of float64 pixels one GDAL warp call may return at once (bands are grouped).
-WARP_CHUNK_BYTES = 256 * 2 ** 20
 #: Pixels per block when streaming the output and the coverage masks.
 BLOCK_PIXELS = 4_000_000
 #: GDAL block cache while inputs stream through the warper [bytes] (see gdal_cache_limit).
 GDAL_CACHE_BYTES = 256 * 2 ** 20
-
-_LICSAR_LOS_RE = re.compile(r"^(.*[._-])([ENU])(\.[^.]+)$", re.IGNORECASE)
 
 ProgressFn = Optional[Callable[[float, str], None]]
 CancelFn = Optional[Callable[[], bool]]
@@ -83,107 +79,7 @@ class ExtractionCancelled(Exception):
 # --------------------------------------------------------------------------- inputs
 
 
-@dataclass(frozen=True)
-class TrackSource:
-    """One InSAR track as the user holds it.
-
-    Attributes
-    ----------
-    name : str
-        Parameter name used in messages (``INSAR_ASC`` / ``INSAR_DESC``).
-    paths : tuple of str
-        One multi-band raster (bands = epochs, dates in the band descriptions) or one
-        single-band raster per epoch in time order (``YYYYMMDD`` in each file name).
-    los_path : str, optional
-        3-band raster of the LOS unit vector (east, north, up; ground -> satellite), or one
-        of LiCSAR's ``*.E.tif`` / ``*.N.tif`` / ``*.U.tif`` whose two siblings lie beside it.
-    heading_deg, incidence_deg : float, optional
-        Constant geometry when there is no LOS raster (:func:`.geometry.los_unit_vector`).
-    """
-
-    name: str
-    paths: Tuple[str, ...]
-    los_path: Optional[str] = None
-    heading_deg: Optional[float] = None
-    incidence_deg: Optional[float] = None
-
-
-@dataclass
-class TrackEpochs:
-    """Epoch dates of a track and where each epoch is stored: ``(path, band)`` per epoch."""
-
-    name: str
-    dates: np.ndarray
-    sources: List[Tuple[str, int]]
-
-
-def track_epochs(track: TrackSource) -> TrackEpochs:
-    """Dates and storage of every epoch of a track (nothing is read but metadata).
-
-    Raises ``ValueError`` for fewer than two epochs, missing dates, dates out of order, a
-    file that GDAL cannot open or that has no CRS, and several multi-band files.
-    """
-    paths = list(track.paths)
-    if not paths:
-        raise ValueError(f"{track.name}: no layer given.")
-    if len(paths) == 1:
-        ds = open_raster(paths[0], track.name)
-        count = ds.RasterCount
-        if count < 2:
-            raise ValueError(
-                f"{track.name}: {os.path.basename(paths[0])} holds a single epoch; a displacement "
-                f"needs at least two. Give a multi-band raster (one band per epoch) or one raster "
-                f"per epoch.")
-        labels = [ds.GetRasterBand(b + 1).GetDescription() for b in range(count)]
-        dates = _named(epoch_dates, track.name, labels, "band description")
-        sources = [(paths[0], b + 1) for b in range(count)]
-        where = "band descriptions"
-    else:
-        for p in paths:
-            n = open_raster(p, track.name).RasterCount
-            if n != 1:
-                raise ValueError(
-                    f"{track.name}: {os.path.basename(p)} has {n} bands; with several layers each "
-                    f"must be one epoch (one band). Give a multi-band raster alone instead.")
-        dates = _named(epoch_dates, track.name, [os.path.basename(p) for p in paths], "file name")
-        sources = [(p, 1) for p in paths]
-        where = "file names"
-    if dates is None:
-        raise ValueError(
-            f"{track.name}: no epoch dates found in the {where}; the model needs them to place "
-            f"the epochs in its 121-day window. Put the date (YYYY-MM-DD or YYYYMMDD) in each "
-            f"band description, or YYYYMMDD in each file name.")
-    return TrackEpochs(track.name, dates, sources)
-
-
-def _named(fn, name, *args):
-    """``fn(*args)`` with the track's name put in front of a ``ValueError``'s message."""
-    try:
-        return fn(*args)
-    except ValueError as exc:
-        text = str(exc)
-        raise ValueError(text if text.startswith(name) else f"{name}: {text}") from None
-
-
 # --------------------------------------------------------------------------- working grid
-
-
-def _srs(wkt: str) -> osr.SpatialReference:
-    srs = osr.SpatialReference(wkt=wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
-
-
-def raster_bounds(ds, target_wkt: str):
-    """(xmin, ymin, xmax, ymax) of a GDAL dataset in ``target_wkt`` (densified edges)."""
-    gt = ds.GetGeoTransform()
-    xmin, ymax = gt[0], gt[3]
-    xmax, ymin = gt[0] + ds.RasterXSize * gt[1], gt[3] + ds.RasterYSize * gt[5]
-    src, dst = _srs(ds.GetProjection()), _srs(target_wkt)
-    if src.IsSame(dst):
-        return xmin, ymin, xmax, ymax
-    transform = osr.CoordinateTransformation(src, dst)
-    return transform.TransformBounds(xmin, ymin, xmax, ymax, 21)
 
 
 def working_grid(reference_path: str, pixel_m: float, what: str = "INSAR_ASC") -> Grid:
@@ -200,64 +96,9 @@ def working_grid(reference_path: str, pixel_m: float, what: str = "INSAR_ASC") -
     -------
     Grid
         North-up grid in WGS 84 / UTM (``crs_wkt`` from the EPSG code) covering the raster's
-        extent; when the raster already is in that zone the grid starts at its corner.
+        extent, at most :data:`MAX_WORKING_PIXELS` (:func:`.raster.utm_grid`).
     """
-    ds = open_raster(reference_path, what)
-    gt = ds.GetGeoTransform()
-    cx = gt[0] + 0.5 * ds.RasterXSize * gt[1]
-    cy = gt[3] + 0.5 * ds.RasterYSize * gt[5]
-    src = _srs(ds.GetProjection())
-    wgs84 = _srs(crs_wkt_from_epsg(4326))
-    try:
-        lon, lat, _ = osr.CoordinateTransformation(src, wgs84).TransformPoint(cx, cy)
-        epsg = utm_epsg(((lon + 180.0) % 360.0) - 180.0, lat)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"{what}: the centre of {os.path.basename(reference_path)} cannot be "
-                         f"placed on the Earth ({exc}); check its CRS.") from None
-    wkt = crs_wkt_from_epsg(epsg)
-    bounds = raster_bounds(ds, wkt)
-    if not all(math.isfinite(v) for v in bounds):
-        raise ValueError(f"{what}: the extent of {os.path.basename(reference_path)} cannot be "
-                         f"expressed in UTM (EPSG:{epsg}); check its CRS.")
-    grid = Grid.from_extent(*bounds, pixel_m, crs_wkt=wkt, max_pixels=MAX_WORKING_PIXELS)
-    return grid
-
-
-def grid_epsg(grid: Grid) -> Optional[int]:
-    """EPSG code of a grid's CRS (None when it has none)."""
-    srs = osr.SpatialReference(wkt=grid.crs_wkt)
-    srs.AutoIdentifyEPSG()
-    code = srs.GetAuthorityCode(None)
-    return int(code) if code else None
-
-
-def _pixel_m(ds) -> float:
-    """Approximate pixel size of a dataset in metres (geographic CRS: at its centre)."""
-    gt = ds.GetGeoTransform()
-    srs = _srs(ds.GetProjection())
-    size = abs(gt[1])
-    if srs.IsGeographic():
-        lat = gt[3] + 0.5 * ds.RasterYSize * gt[5]
-        return size * 111_320.0 * max(math.cos(math.radians(lat)), 0.01)
-    return size * srs.GetLinearUnits()
-
-
-def _resampling(ds, grid: Grid) -> str:
-    """``average`` when the source is at least twice finer than the grid, else ``bilinear``."""
-    return "average" if _pixel_m(ds) < 0.5 * grid.pixel_size else "bilinear"
-
-
-def warp(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:
-    """Bands of a raster on ``grid`` as float32 (bands, H, W), NaN = no data (chunked)."""
-    ds = open_raster(path, what)
-    bands = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
-    method = _resampling(ds, grid)
-    out = np.empty((len(bands), grid.height, grid.width), dtype=np.float32)
-    per_call = max(1, WARP_CHUNK_BYTES // (8 * grid.width * grid.height))
-    for i in range(0, len(bands), per_call):
-        part = bands[i:i + per_call]
-        out[i:i + len(part)] = warp_to_grid(path, grid, what, bands=part, resampling=method)
-    return out
+    return utm_grid(reference_path, pixel_m, what, max_pixels=MAX_WORKING_PIXELS)
 
 
 class gdal_cache_limit(contextlib.ContextDecorator):  # noqa: N801 (a context manager / decorator)
@@ -414,65 +255,6 @@ def select_stations(x, y, series_m, grid: Grid, margin_m: float, min_days: int =
 
 
 # --------------------------------------------------------------------------- LOS, DEM
-
-
-def los_paths(path: str, what: str) -> List[str]:
-    """The raster(s) holding the LOS east, north, up components.
-
-    A 3-band raster is used alone; a single-band LiCSAR ``<frame>.geo.E.tif`` (or ``.N.``,
-    ``.U.``) brings its two siblings of the same name.
-    """
-    count = open_raster(path, what).RasterCount
-    if count == 3:
-        return [path]
-    folder, name = os.path.split(path)
-    match = _LICSAR_LOS_RE.match(name)
-    if count == 1 and match:
-        head, _, tail = match.groups()
-        upper = match.group(2).isupper()
-        siblings = [os.path.join(folder, head + (c if upper else c.lower()) + tail) for c in "ENU"]
-        missing = [s for s in siblings if not os.path.exists(s)]
-        if not missing:
-            return siblings
-        raise ValueError(f"{what}: {name} is one LOS component; its siblings "
-                         f"{', '.join(os.path.basename(m) for m in missing)} are missing.")
-    raise ValueError(f"{what} has {count} band(s); it must hold the LOS unit vector's east, "
-                     f"north and up components as bands 1-3 (or be a LiCSAR *.geo.E.tif with "
-                     f"its .N and .U siblings).")
-
-
-def check_los_angles(track: TrackSource):
-    """Without a LOS raster, both angles must be given and the incidence lie in (0, 90) deg."""
-    key = track.name.replace("INSAR", "LOS")
-    suffix = track.name.replace("INSAR", "")
-    if track.heading_deg is None or track.incidence_deg is None:
-        raise ValueError(f"Give either {key} (3-band LOS unit vector raster) or both HEADING{suffix} "
-                         f"and INCIDENCE{suffix} [deg] (Sentinel-1: heading about -12 ascending / "
-                         f"-168 descending, incidence 30-46).")
-    if not 0.0 < track.incidence_deg < 90.0:
-        raise ValueError(f"INCIDENCE{suffix} = {track.incidence_deg} deg: the incidence angle from "
-                         f"the vertical must lie between 0 and 90 deg.")
-
-
-def read_los(track: TrackSource, grid: Grid) -> np.ndarray:
-    """(3, H, W) float32 LOS unit vector of a track on ``grid`` (checked)."""
-    key = track.name.replace("INSAR", "LOS")
-    if track.los_path:
-        paths = los_paths(track.los_path, key)
-        if len(paths) == 1:
-            e, n, u = warp(paths[0], grid, key)
-        else:
-            e, n, u = (warp(p, grid, key, bands=[1])[0] for p in paths)
-        # a pixel valid in one component only is no LOS vector
-        bad = ~(np.isfinite(e) & np.isfinite(n) & np.isfinite(u))
-        for c in (e, n, u):
-            c[bad] = np.nan
-        check_los_unit_vector(e, n, u, key)
-        return np.stack([e, n, u])
-    check_los_angles(track)
-    vector = los_unit_vector(track.heading_deg, track.incidence_deg)
-    return np.broadcast_to(np.asarray(vector, dtype=np.float32)[:, None, None],
-                           (3, grid.height, grid.width)).copy()
 
 
 def read_dem(path: str, grid: Grid, what: str = "DEM") -> Tuple[np.ndarray, List[str]]:
@@ -646,7 +428,7 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
     notes = check_tracks(asc, desc, scene)
     for track in (asc, desc):
         if track is not None and not track.los_path:
-            check_los_angles(track)
+            check_los_angles(track.los)
     reference = asc if asc is not None else desc
     if grid is None:
         grid = working_grid(reference.paths[0], scene.pixel_m, reference.name)
@@ -708,7 +490,7 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
         del stack
         step += 1
         _report(progress, step / steps, f"{name}: {len(index)} epochs on {t_count} model epochs")
-        los[k] = read_los(track, grid)
+        los[k] = read_los(track.los, grid, resampling="auto", dtype=np.float32)
         step += 1
         _report(progress, step / steps, f"{name}: LOS read")
         _check(is_canceled)
@@ -752,7 +534,7 @@ def _same_grid(ds, other) -> bool:
         return False
     if not np.allclose(ds.GetGeoTransform(), other.GetGeoTransform(), rtol=0, atol=1e-9 * abs(ds.GetGeoTransform()[1])):
         return False
-    return _srs(ds.GetProjection()).IsSame(_srs(other.GetProjection()))
+    return srs_from_wkt(ds.GetProjection()).IsSame(srs_from_wkt(other.GetProjection()))
 
 
 def _valid(values: np.ndarray, nodata) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""GeoTIFF reading and atomic, block-wise writing with GDAL, plus the displacement style.
+"""GDAL grids and GeoTIFFs: bounds, UTM working grids, warping, atomic block-wise writing, style.
 
 No QGIS here. A raster is written to ``<name>.part`` and renamed only when complete, so a
 cancelled or failed run leaves no half-written output.
@@ -6,15 +6,19 @@ cancelled or failed run leaves no half-written output.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Sequence
 
 import numpy as np
 from osgeo import gdal, osr
 
-from .geometry import Grid
+from .geometry import Grid, utm_epsg
 
 gdal.UseExceptions()
+
+#: Bytes of float64 pixels one GDAL warp call may return at once (bands are grouped).
+WARP_CHUNK_BYTES = 256 * 2 ** 20
 
 
 def crs_wkt_from_epsg(epsg: int) -> str:
@@ -22,6 +26,168 @@ def crs_wkt_from_epsg(epsg: int) -> str:
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(int(epsg))
     return srs.ExportToWkt()
+
+
+# --------------------------------------------------------------------------- grids
+
+
+def srs_from_wkt(wkt: str) -> osr.SpatialReference:
+    """A spatial reference with x = easting/longitude first (GIS order, as in geotransforms)."""
+    srs = osr.SpatialReference(wkt=wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def open_raster(path: str, what: str):
+    """Open with GDAL, refusing rasters without CRS or north-up geotransform (``ValueError``)."""
+    try:
+        ds = gdal.Open(path)
+    except RuntimeError as exc:
+        raise ValueError(f"{what}: GDAL cannot open {path}: {exc}") from exc
+    if ds is None:
+        raise ValueError(f"{what}: GDAL cannot open {path}.")
+    if not ds.GetProjection():
+        raise ValueError(f"{what} ({os.path.basename(path)}) has no coordinate reference "
+                         f"system; assign one (Raster > Projections > Assign Projection, or "
+                         f"gdal_edit.py -a_srs EPSG:...).")
+    gt = ds.GetGeoTransform()
+    if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
+        raise ValueError(f"{what} ({os.path.basename(path)}) is not a north-up grid; warp it "
+                         f"first (gdalwarp).")
+    return ds
+
+
+def raster_grid(path: str, what: str) -> Grid:
+    """The :class:`.geometry.Grid` of a raster (square pixels required)."""
+    ds = open_raster(path, what)
+    gt = ds.GetGeoTransform()
+    if abs(abs(gt[5]) - gt[1]) > 1e-6 * gt[1]:
+        raise ValueError(f"{what} ({os.path.basename(path)}) has non-square pixels "
+                         f"({gt[1]:.6g} x {abs(gt[5]):.6g}); resample it to square pixels "
+                         f"(gdalwarp -tr {gt[1]:.6g} {gt[1]:.6g}).")
+    return Grid(gt[0], gt[3], gt[1], ds.RasterXSize, ds.RasterYSize, ds.GetProjection())
+
+
+def raster_bounds(ds, target_wkt: str):
+    """(xmin, ymin, xmax, ymax) of a GDAL dataset in ``target_wkt`` (edges densified, 21 points).
+
+    ``RuntimeError`` from GDAL when the extent cannot be transformed.
+    """
+    gt = ds.GetGeoTransform()
+    xmin, ymax = gt[0], gt[3]
+    xmax, ymin = gt[0] + ds.RasterXSize * gt[1], gt[3] + ds.RasterYSize * gt[5]
+    src, dst = srs_from_wkt(ds.GetProjection()), srs_from_wkt(target_wkt)
+    if src.IsSame(dst):
+        return xmin, ymin, xmax, ymax
+    return osr.CoordinateTransformation(src, dst).TransformBounds(xmin, ymin, xmax, ymax, 21)
+
+
+def utm_grid(path: str, pixel_m: float, what: str, max_pixels: Optional[int] = None) -> Grid:
+    """North-up grid in the WGS 84 / UTM zone of a raster's centre covering its extent.
+
+    ``pixel_m`` [m] squares; when the raster already is in that zone the grid starts at its
+    corner. ``ValueError`` naming ``what`` when the raster cannot be placed in UTM or the grid
+    would exceed ``max_pixels``.
+    """
+    ds = open_raster(path, what)
+    gt = ds.GetGeoTransform()
+    cx = gt[0] + 0.5 * ds.RasterXSize * gt[1]
+    cy = gt[3] + 0.5 * ds.RasterYSize * gt[5]
+    src = srs_from_wkt(ds.GetProjection())
+    wgs84 = srs_from_wkt(crs_wkt_from_epsg(4326))
+    try:
+        lon, lat, _ = osr.CoordinateTransformation(src, wgs84).TransformPoint(cx, cy)
+        epsg = utm_epsg(((lon + 180.0) % 360.0) - 180.0, lat)
+        wkt = crs_wkt_from_epsg(epsg)
+        bounds = raster_bounds(ds, wkt)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{what}: {os.path.basename(path)} cannot be placed in UTM ({exc}); "
+                         f"check its CRS.") from None
+    if not all(math.isfinite(v) for v in bounds):
+        raise ValueError(f"{what}: the extent of {os.path.basename(path)} cannot be "
+                         f"expressed in UTM (EPSG:{epsg}); check its CRS.")
+    return Grid.from_extent(*bounds, pixel_m, crs_wkt=wkt, max_pixels=max_pixels)
+
+
+def grid_epsg(grid: Grid) -> Optional[int]:
+    """EPSG code of a grid's CRS (None when it has none)."""
+    srs = osr.SpatialReference(wkt=grid.crs_wkt)
+    srs.AutoIdentifyEPSG()
+    code = srs.GetAuthorityCode(None)
+    return int(code) if code else None
+
+
+def pixel_size_m(ds) -> float:
+    """Approximate pixel size of a dataset in metres (geographic CRS: at its centre)."""
+    gt = ds.GetGeoTransform()
+    srs = srs_from_wkt(ds.GetProjection())
+    size = abs(gt[1])
+    if srs.IsGeographic():
+        lat = gt[3] + 0.5 * ds.RasterYSize * gt[5]
+        return size * 111_320.0 * max(math.cos(math.radians(lat)), 0.01)
+    return size * srs.GetLinearUnits()
+
+
+def auto_resampling(ds, grid: Grid) -> str:
+    """``average`` when the source is at least twice finer than the grid, else ``bilinear``."""
+    return "average" if pixel_size_m(ds) < 0.5 * grid.pixel_size else "bilinear"
+
+
+def warp_to_grid(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]] = None,
+                 resampling: str = "bilinear") -> np.ndarray:
+    """Read bands of a raster resampled onto ``grid``: float64 (bands, H, W), NoData = NaN.
+
+    GDAL's warper in memory (no file); a raster already on the grid is read unchanged.
+    Bilinear resampling leaves NoData pixels out of the weights; ``resampling="auto"`` is
+    :func:`auto_resampling`. ``ValueError`` when the raster does not overlap the grid at all.
+    """
+    ds = open_raster(path, what)
+    try:
+        bounds = raster_bounds(ds, grid.crs_wkt)
+    except RuntimeError:
+        bounds = None
+    gxmin, gymin, gxmax, gymax = grid.extent
+    if bounds is None or not (bounds[0] < gxmax and bounds[2] > gxmin
+                              and bounds[1] < gymax and bounds[3] > gymin):
+        raise ValueError(f"{what} ({os.path.basename(path)}) does not overlap the reference "
+                         f"grid (the first ascending InSAR layer, or the truth); check the "
+                         f"layers and their CRS.")
+    if resampling == "auto":
+        resampling = auto_resampling(ds, grid)
+    band_list = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
+    if ds.RasterCount == len(band_list) and band_list == list(range(1, ds.RasterCount + 1)):
+        src = ds
+    else:  # a VRT with just the wanted bands
+        src = gdal.Translate("", ds, format="VRT", bandList=band_list)
+    nodata = src.GetRasterBand(1).GetNoDataValue()
+    options = gdal.WarpOptions(
+        format="MEM", outputBounds=grid.extent, width=grid.width, height=grid.height,
+        dstSRS=grid.crs_wkt, resampleAlg=resampling, outputType=gdal.GDT_Float64,
+        srcNodata=nodata if nodata is not None else "nan", dstNodata="nan",
+        multithread=True)
+    out = gdal.Warp("", src, options=options)
+    return out.ReadAsArray().astype(np.float64, copy=False).reshape(len(band_list), grid.height, grid.width)
+
+
+def warp_float32(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]] = None,
+                 chunk_bytes: int = WARP_CHUNK_BYTES) -> np.ndarray:
+    """Bands of a raster on ``grid`` as float32 (bands, H, W), NaN = no data.
+
+    :func:`warp_to_grid` with :func:`auto_resampling`, a few bands per call so that no call
+    returns more than ``chunk_bytes`` of float64 pixels.
+    """
+    ds = open_raster(path, what)
+    bands = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
+    method = auto_resampling(ds, grid)
+    out = np.empty((len(bands), grid.height, grid.width), dtype=np.float32)
+    per_call = max(1, chunk_bytes // (8 * grid.width * grid.height))
+    for i in range(0, len(bands), per_call):
+        part = bands[i:i + per_call]
+        out[i:i + len(part)] = warp_to_grid(path, grid, what, bands=part, resampling=method)
+    return out
+
+
+# --------------------------------------------------------------------------- files
 
 
 def read_raster(path: str, bands: Optional[Sequence[int]] = None, window=None):
