@@ -1,6 +1,6 @@
 """The paper's evaluation: mSSIM per component against the truth's maximum displacement.
 
-For each of ``scenes`` synthetic scenes drawn from a seed, three ways to get the 3-D field:
+For each of ``scenes`` synthetic scenes drawn from a seed, four ways to get the 3-D field:
 
 ``cnn``
     the dual-branch CNN (:func:`.infer.predict_scene`) on exactly what training feeds it:
@@ -13,7 +13,12 @@ For each of ``scenes`` synthetic scenes drawn from a seed, three ways to get the
     :func:`reference_to_gnss`), as a careful user would;
 ``interpolation``
     the thin-plate spline of the GNSS stations' net displacements
-    (:func:`.baselines.gnss_net_displacement`, :func:`.baselines.interpolate_gnss`).
+    (:func:`.baselines.gnss_net_displacement`, :func:`.baselines.interpolate_gnss`);
+``joint``
+    the joint InSAR + GNSS per-pixel least squares (:func:`.joint.estimate_scene`, Wang &
+    Wright 2012; SISTEM, Guglielmino et al. 2011): every acquisition of each track fitted
+    with the GNSS network's time function, each track referenced (offset + ramp) to GNSS,
+    and a bounded kriging prior of the stations (:func:`.gnss_prior.kriging_prior`).
 
 Each is scored per component against the truth with :func:`.metrics.component_scores`:
 mean SSIM (Wang et al. 2004; ``data_range`` = max - min of the truth component; pixels where
@@ -63,7 +68,7 @@ BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 KYUSHU_DEM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "resources", "dem", "kyushu_srtm_500m.tif")
 
-METHODS = ("cnn", "decomposition", "interpolation")
+METHODS = ("cnn", "decomposition", "interpolation", "joint")
 COMPONENTS = ENU_BANDS
 #: Columns of the long table (:func:`write_csv`), in order.
 COLUMNS = ("scene", "component", "max_abs_truth_m", "method", "mssim", "rmse_m",
@@ -278,6 +283,24 @@ def interpolation_field(arrays, net_m, pixel_m):
     return out, notes
 
 
+def joint_field(arrays, net_m, pixel_m, **options):
+    """Joint InSAR + GNSS least squares (:func:`.joint.estimate_scene`) (3, H, W) [m]; (field, notes).
+
+    Every acquisition of each track enters the fit with the GNSS time function; each track is
+    referenced (offset + ramp) to the stations' net displacement ``net_m``; the prior is the
+    bounded kriging of ``net_m`` (:func:`.gnss_prior.kriging_prior`). When no station moves
+    significantly the time function is linear in time (noted). ``options`` go to
+    :func:`.joint.estimate_scene`.
+    """
+    from .joint import estimate_scene
+
+    series = [s if np.isfinite(s).any() else None for s in arrays.insar_m]
+    units = list(arrays.los)
+    result = estimate_scene(series, list(arrays.acq_days), units, arrays.gnss_m, arrays.gnss_xy_m,
+                            pixel_m, net_m=net_m, fallback_linear=True, **options)
+    return result.estimate_m.astype(np.float32), [f"joint: {n}" for n in result.notes]
+
+
 def net_displacement(arrays):
     """Stations' net E/N/U [m] over the window, (S, 3) (:func:`.baselines.gnss_net_displacement`)."""
     from .baselines import gnss_net_displacement
@@ -314,7 +337,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
                   scene_overrides: Optional[dict] = None, *, dem_path: Optional[str] = None,
                   on_scene: Optional[Callable[[SceneResult], None]] = None,
                   tile_px: int = 128) -> List[dict]:
-    """Score the CNN and both classical peers on ``scenes`` synthetic scenes.
+    """Score the CNN and the classical peers on ``scenes`` synthetic scenes.
 
     Parameters
     ----------
@@ -348,7 +371,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     -------
     list of dict
         Long table, one row per scene, component (east, north, up) and method (cnn,
-        decomposition, interpolation) with the keys of :data:`COLUMNS`: ``mssim`` and
+        decomposition, interpolation, joint) with the keys of :data:`COLUMNS`: ``mssim`` and
         ``rmse_m`` [m] are NaN where the method gives nothing (north of the decomposition,
         a dropped track, fewer than 3 stations); ``coverage`` = fraction of pixels scored;
         ``max_abs_truth_m`` of the component and ``max_abs_scene_m`` of all three [m].
@@ -399,7 +422,10 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         net = net_displacement(arrays)
         decomposition, notes = decomposition_field(arrays, net, config.pixel_m)
         interpolation, more = interpolation_field(arrays, net, config.pixel_m)
-        predictions = {"cnn": cnn, "decomposition": decomposition, "interpolation": interpolation}
+        joint, joint_notes = joint_field(arrays, net, config.pixel_m)
+        more = more + joint_notes
+        predictions = {"cnn": cnn, "decomposition": decomposition, "interpolation": interpolation,
+                       "joint": joint}
         scene_rows = score_rows(i, arrays.truth_m, predictions)
         rows.extend(scene_rows)
         max_abs = float(np.nanmax(np.abs(arrays.truth_m)))
@@ -508,7 +534,8 @@ def read_csv(path: str) -> List[dict]:
 
 _STYLE = {"cnn": ("#d62728", "o", "CNN (InSAR + GNSS)"),
           "decomposition": ("#1f77b4", "s", "asc/desc decomposition"),
-          "interpolation": ("#2ca02c", "^", "GNSS interpolation")}
+          "interpolation": ("#2ca02c", "^", "GNSS interpolation"),
+          "joint": ("#9467bd", "D", "joint InSAR + GNSS least squares")}
 
 
 def mssim_figure(rows: Sequence[dict]):
@@ -651,7 +678,10 @@ def report_html(rows: Sequence[dict], examples: Sequence[SceneResult] = (), meta
                   "and needs both tracks; it uses each track's last minus first acquisition, "
                   "referenced to the GNSS stations' net motion projected on the LOS. The GNSS "
                   "interpolation is a thin-plate spline of the stations' net displacements "
-                  "(median of the last 7 days minus the first 7).", "note"),
+                  "(median of the last 7 days minus the first 7). The joint peer is the per-pixel "
+                  "weighted least squares of both tracks (every acquisition fitted with the GNSS "
+                  "network's time function, offset and ramp referenced to GNSS, noise from the fit's "
+                  "residual) and a kriging prior of the stations with its standard deviation.", "note"),
     ]
     if examples:
         parts.append("<h2>Example scenes</h2>")

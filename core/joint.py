@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
@@ -52,8 +52,11 @@ BLOCK_PIXELS = 1_000_000
 #: Days at each end of the GNSS window whose median gives a station's start / end level
 #: (as :func:`.baselines.gnss_net_displacement`).
 END_DAYS = 7
-#: A station "moves" when its net displacement exceeds this many standard errors.
+#: A station "moves" when its net displacement exceeds this many standard errors of white
+#: daily noise (first pass of :func:`event_time_function`) ...
 MIN_SNR = 5.0
+#: ... and this many once random-walk noise is counted (second pass).
+MIN_SNR_WALK = 3.0
 #: Numerical floor of a noise figure [m] (a noise-free track would give a zero weight
 #: denominator); far below any real InSAR or GNSS noise.
 NOISE_FLOOR_M = 1e-6
@@ -99,14 +102,23 @@ def _end_levels(gnss_enu_m, end_days=END_DAYS):
     return start, end
 
 
-def gnss_net_sigma(gnss_enu_m, end_days=END_DAYS):
-    """Standard error [m] of each station's net displacement from its daily scatter, (S, 3).
+def gnss_net_sigma(gnss_enu_m, end_days=END_DAYS, time_function=None, lags_days=(1, 2, 4, 8)):
+    """Standard error [m] of each station's net displacement from its own series, (S, 3).
 
-    The daily white scatter ``sigma`` is ``1.4826 MAD`` of the day-to-day differences
-    divided by sqrt(2) (robust to the event's one big difference and to a slow trend); the
-    net displacement is the difference of two medians of ``end_days`` days, whose standard
-    error is ``sigma sqrt(2 (pi / 2) / end_days)`` (the median's efficiency pi / 2 for
-    Gaussian noise). Random-walk noise is not in this figure.
+    The series is modelled as white noise (standard deviation ``sigma``) plus a random walk
+    (``q`` per sqrt(day)) on top of the event (Williams 2003; METHOD.md's GNSS noise), whose
+    differences ``L`` days apart have the variance ``V_L = 2 sigma^2 + L q^2``. ``V_L`` is
+    the squared robust scatter (``1.4826 MAD``) of the differences at each lag in
+    ``lags_days`` (a step spoils only a few of them), and a least-squares line through
+    ``(L, V_L)`` gives ``q^2`` (slope, >= 0) and ``2 sigma^2`` (intercept). With
+    ``time_function`` the event (net displacement x ``f``) is removed first, so a slow slip
+    does not pass for random walk (without it, lags longer than a slow slip's duration see
+    the slip as noise). Short lags keep the estimate stable; on 121-day series with
+    2-6 mm white noise and 1 mm / sqrt(day) random walk it is 10-30 % above the true
+    scatter of the net displacement (conservative), see the tests. The net displacement is the difference of two medians
+    of ``end_days`` days whose centres lie ``D - end_days`` days apart, so its variance is
+    ``2 sigma^2 (pi / 2) / end_days + q^2 (D - end_days)`` (``pi / 2``: the median's
+    efficiency for Gaussian noise).
 
     Parameters
     ----------
@@ -114,17 +126,46 @@ def gnss_net_sigma(gnss_enu_m, end_days=END_DAYS):
         Daily east/north/up [m], NaN gaps.
     end_days : int
         Days in each end window.
+    time_function : array_like (D,), optional
+        The event's time function (:func:`event_time_function`).
+    lags_days : sequence of int
+        Lags of the structure function; ``(1,)`` = white noise only (``q = 0``).
 
     Returns
     -------
     numpy.ndarray, (S, 3)
-        NaN where a station has fewer than 3 day-to-day differences.
+        NaN where a station has fewer than 3 differences at a lag.
+
+    References
+    ----------
+    .. [1] Williams, S. D. P. (2003). The effect of coloured noise on the uncertainties of
+       rates estimated from geodetic time series. Journal of Geodesy, 76, 483-494.
+       doi:10.1007/s00190-002-0283-4
     """
     enu = np.asarray(gnss_enu_m, dtype=np.float64)
-    diff = np.diff(enu, axis=1)
-    sigma = _robust_sigma(diff, axis=1) / math.sqrt(2.0)
-    sigma = np.where(np.isfinite(diff).sum(axis=1) >= 3, sigma, np.nan)
-    return sigma * math.sqrt(math.pi / end_days)
+    d = enu.shape[1]
+    if time_function is not None:
+        start, end = _end_levels(enu, end_days)
+        f = np.asarray(time_function, dtype=np.float64)
+        enu = enu - (end - start)[:, None, :] * f[None, :, None]
+    lags = sorted({int(lag) for lag in lags_days if 1 <= int(lag) <= max(1, d // 3)}) or [1]
+    var, enough = [], np.ones(enu.shape[::2], dtype=bool)
+    for lag in lags:
+        diff = enu[:, lag:] - enu[:, :-lag]
+        var.append(_robust_sigma(diff, axis=1) ** 2)
+        enough &= np.isfinite(diff).sum(axis=1) >= 3
+    var = np.stack(var)                                        # (L, S, 3)
+    if len(lags) > 1:
+        x = np.asarray(lags, dtype=np.float64)[:, None, None]
+        xm = x.mean()
+        vm = var.mean(0)
+        q2 = np.clip(((x - xm) * (var - vm)).sum(0) / ((x - xm) ** 2).sum(), 0.0, None)
+        s2 = np.clip((vm - q2 * xm) / 2.0, 0.0, None)
+    else:
+        q2 = np.zeros_like(var[0])
+        s2 = var[0] / 2.0
+    total = 2.0 * s2 * (math.pi / 2.0) / end_days + q2 * max(d - end_days, 0)
+    return np.where(enough, np.sqrt(total), np.nan)
 
 
 def _isotonic(y, w):
@@ -144,20 +185,22 @@ def _isotonic(y, w):
 
 
 def event_time_function(gnss_days, gnss_enu_m, min_fraction=0.3, *, min_snr=MIN_SNR,
-                        end_days=END_DAYS):
+                        min_snr_walk=MIN_SNR_WALK, end_days=END_DAYS):
     """The event's time function ``f(t)`` (0 before, 1 after) from the GNSS network.
 
     Each station's series minus its start level (median of the first ``end_days`` days) is
     projected on its own net-displacement direction (end level minus start level) and divided
     by the net displacement's length, giving a curve that runs from about 0 to about 1. The
     curves of the stations that move most -- net displacement at least ``min_snr`` standard
-    errors (:func:`gnss_net_sigma`) and at least ``min_fraction`` of the largest -- are
+    errors of white daily noise (:func:`gnss_net_sigma` with lag 1) and at least
+    ``min_fraction`` of the largest -- are
     averaged day by day, each weighted by its net displacement (larger motion, relatively
     smaller daily scatter), over the stations that have a solution that day (NaN gaps are
     skipped; days without any solution are interpolated linearly). The average is rescaled
     to 0 at the start and 1 at the end (end-window medians), made non-decreasing by a
     weighted isotonic fit (pool adjacent violators; weights = number of stations that day),
-    and clipped to [0, 1].
+    and clipped to [0, 1]. A second pass repeats the selection with the standard errors
+    that include random walk, measured around that first curve, and ``min_snr_walk``.
 
     Parameters
     ----------
@@ -170,8 +213,10 @@ def event_time_function(gnss_days, gnss_enu_m, min_fraction=0.3, *, min_snr=MIN_
         out: their curves carry relatively more noise and, far from the fault, the same
         shape anyway.
     min_snr : float
-        Least ratio of net displacement to its standard error for a station to count as
-        moving.
+        Least ratio of net displacement to its white-noise standard error for a station to
+        count as moving (first pass).
+    min_snr_walk : float
+        The same with random walk counted (second pass).
     end_days : int
         Days at each end of the window that define the start and end levels.
 
@@ -205,18 +250,31 @@ def event_time_function(gnss_days, gnss_enu_m, min_fraction=0.3, *, min_snr=MIN_
     start, end = _end_levels(enu, end_days)
     net = end - start
     length = np.sqrt(np.sum(net ** 2, axis=1))
-    sigma = gnss_net_sigma(enu, end_days)
     with np.errstate(invalid="ignore", divide="ignore"):
         direction = net / length[:, None]
-        along_sigma = np.sqrt(np.sum((direction * sigma) ** 2, axis=1))
-        snr = length / along_sigma
-    moving = np.isfinite(snr) & (snr >= min_snr)
-    if not moving.any():
-        return None
-    moving &= length >= float(min_fraction) * np.nanmax(np.where(moving, length, np.nan))
-    sel = np.flatnonzero(moving)
-    curves = np.einsum("sdc,sc->sd", enu[sel] - start[sel, None, :], direction[sel]) / length[sel, None]
-    weight = np.where(np.isfinite(curves), length[sel, None], 0.0)
+    # pass 1: white scatter only (a slow slip would pass for random walk); pass 2: the
+    # noise of the series around the first time function, random walk included
+    sigma = gnss_net_sigma(enu, end_days, lags_days=(1,))
+    f = None
+    for threshold in (min_snr, min_snr_walk):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr = length / np.sqrt(np.sum((direction * sigma) ** 2, axis=1))
+        moving = ~np.isnan(snr) & (snr >= threshold)          # noise-free: inf
+        if not moving.any():
+            return None
+        moving &= length >= float(min_fraction) * np.nanmax(np.where(moving, length, np.nan))
+        f = _network_curve(days, enu[moving] - start[moving, None, :], direction[moving],
+                           length[moving], end_days)
+        if f is None:
+            return None
+        sigma = gnss_net_sigma(enu, end_days, time_function=f)
+    return f
+
+
+def _network_curve(days, series, direction, length, end_days):
+    """Weighted mean of the stations' normalised projected curves, rescaled and isotonic."""
+    curves = np.einsum("sdc,sc->sd", series, direction) / length[:, None]
+    weight = np.where(np.isfinite(curves), length[:, None], 0.0)
     count = np.isfinite(curves).sum(axis=0)
     total = weight.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -229,8 +287,7 @@ def event_time_function(gnss_days, gnss_enu_m, min_fraction=0.3, *, min_snr=MIN_
     f1 = float(np.median(mean[-end_days:]))
     if not f1 - f0 > 0:
         return None
-    f = (mean - f0) / (f1 - f0)
-    f = _isotonic(f, np.maximum(count, 1))
+    f = _isotonic((mean - f0) / (f1 - f0), np.maximum(count, 1))
     return np.clip(f, 0.0, 1.0)
 
 
@@ -404,12 +461,37 @@ def track_noise_m(residual_std_m=None, time_function_at_epochs=None, *, displace
 # --------------------------------------------------------------------------- reference
 
 
-def _window_values(field_m, rows, cols, window_px):
-    """NaN-median of (..., H, W) in a (2 w + 1)^2 window around each station -> (..., S)."""
+def _bilinear(field_m, rows, cols):
+    """Bilinear value of (..., H, W) at fractional pixel coordinates -> (..., S).
+
+    Pixel ``(r, c)`` covers ``[r, r + 1) x [c, c + 1)``, its centre at ``(r + 0.5, c + 0.5)``;
+    NaN when a needed neighbour is NaN or the point is off the grid.
+    """
     h, w = field_m.shape[-2:]
-    out = np.full(field_m.shape[:-2] + (len(rows),), np.nan)
+    v = np.asarray(rows, dtype=np.float64) - 0.5
+    u = np.asarray(cols, dtype=np.float64) - 0.5
+    inside = np.isfinite(u) & np.isfinite(v) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    u = np.clip(np.nan_to_num(u), 0.0, w - 1.0)
+    v = np.clip(np.nan_to_num(v), 0.0, h - 1.0)
+    c0 = np.minimum(np.floor(u).astype(int), max(w - 2, 0))
+    r0 = np.minimum(np.floor(v).astype(int), max(h - 2, 0))
+    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
+    fu, fv = u - c0, v - r0
+    out = ((1 - fv) * ((1 - fu) * field_m[..., r0, c0] + fu * field_m[..., r0, c1])
+           + fv * ((1 - fu) * field_m[..., r1, c0] + fu * field_m[..., r1, c1]))
+    return np.where(inside, out, np.nan)
+
+
+def _window_values(field_m, rows, cols, window_px):
+    """Values of (..., H, W) at stations -> (..., S).
+
+    Bilinear at the station, else (next to gaps and edges) the NaN-median of a
+    ``(2 window_px + 1)^2`` window around its pixel.
+    """
+    h, w = field_m.shape[-2:]
+    out = _bilinear(field_m, rows, cols)
     for s, (r, c) in enumerate(zip(rows, cols)):
-        if not (np.isfinite(r) and np.isfinite(c)):
+        if np.isfinite(out[..., s]).all() or not (np.isfinite(r) and np.isfinite(c)):
             continue
         ri, ci = int(math.floor(r)), int(math.floor(c))
         if not (0 <= ri < h and 0 <= ci < w):
@@ -427,9 +509,10 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
                        *, window_px=1, min_spread_fraction=0.15):
     """Reference offset (and linear ramp) that make a track agree with GNSS at the stations.
 
-    At each station, the LOS displacement (NaN-median in a ``2 window_px + 1`` pixel square
-    around it) minus the GNSS displacement projected on the LOS (``l . d``, the unit vector
-    averaged in the same window) is a sample of the track's reference error. These samples
+    At each station, the LOS displacement (bilinear at the station; next to gaps the
+    NaN-median in a ``2 window_px + 1`` pixel square around its pixel) minus the GNSS
+    displacement projected on the LOS (``l . d``, the unit vector sampled the same way) is a
+    sample of the track's reference error. These samples
     are fitted, by least squares, with ::
 
         c0 + c_x x + c_y y        (>= 4 stations with data and ramp=True)
@@ -460,7 +543,7 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
     ramp : bool
         Allow the planar ramp.
     window_px : int
-        Half-size of the sampling window [pixels].
+        Half-size of the fallback sampling window [pixels] (stations next to NaN pixels).
     min_spread_fraction : float
         The ramp needs stations spread in two directions: the smaller principal standard
         deviation of their positions must reach this fraction of the scene's smaller side,
@@ -494,9 +577,8 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
     l_s = _window_values(u, rows, cols, int(window_px)).T if len(g) else np.zeros((0, 3))
     sample = insar - np.sum(l_s * g, axis=1) if len(g) else np.zeros(0)
     use = np.isfinite(sample)
-    # the samples are medians over windows centred on the station's pixel: its centre [m]
-    x = (np.floor(cols) + 0.5) * pixel_m
-    y = -(np.floor(rows) + 0.5) * pixel_m
+    x = cols * pixel_m                       # fractional pixel coordinates -> scene frame [m]
+    y = -rows * pixel_m
     result = {"method": "median", "offset_m": 0.0, "ramp_east_m_per_m": 0.0,
               "ramp_north_m_per_m": 0.0, "stations_used": 0,
               "station_residual_m": [float("nan")] * len(g), "note": ""}
@@ -706,10 +788,113 @@ class JointResult:
     notes: List[str] = field(default_factory=list)
 
 
+def dead_zone_observation(los_m, unit, noise_m, prior_m, width: float):
+    """A track's LOS with the prior's misfit shrunk by ``width`` noise units (a dead zone).
+
+    ``l . p + soft(b - l . p, width s)``, ``soft(r, t) = sign(r) max(|r| - t, 0)``: fed to
+    :func:`joint_enu` in place of ``b``, it makes the estimate follow the prior wherever the
+    prior explains the track within ``width`` times its noise ``s``, and pulls it along the
+    look direction by the excess elsewhere. The loss on the track is then the
+    epsilon-insensitive quadratic of support-vector regression (Vapnik 1995, The Nature of
+    Statistical Learning Theory, Springer, ch. 6): a prior that already fits its data is not
+    made noisier by them, and one that misses them by metres cannot stay wrong.
+
+    Parameters
+    ----------
+    los_m : (H, W) array_like
+        The track's LOS displacement [m]; NaN = no data.
+    unit : (3, H, W) or (3,) array_like
+        Its LOS unit vector.
+    noise_m : float or (H, W) array_like
+        Its noise [m].
+    prior_m : (3, H, W) array_like
+        The prior east/north/up [m].
+    width : float
+        Half-width of the dead zone in noise units (>= 0).
+    """
+    b = np.asarray(los_m, dtype=np.float64)
+    h, w = b.shape
+    predicted = np.sum(_unit_field(unit, h, w, "dead_zone_observation") * np.asarray(prior_m, dtype=np.float64), 0)
+    r = b - predicted
+    t = float(width) * np.asarray(noise_m, dtype=np.float64)
+    return predicted + np.sign(r) * np.maximum(np.abs(r) - t, 0.0)
+
+
+def prior_scale(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m, trim=0.995):
+    """Factor (>= 1) on the prior's standard deviation that makes it consistent with the tracks.
+
+    A variance-component estimate (Helmert; Koch 1999, sec. 3.6) of one scale ``k`` for the
+    prior covariance: with ``r = b - l . p`` the misfit of each track's LOS to the prior and
+    its predicted variance ``v = sum_c l_c^2 sp_c^2 + s^2``, ``k^2`` is the mean of ``r^2 / v``
+    over every valid pixel of every track (the largest ``1 - trim`` of the ratios are left
+    out: unwrapping errors) after removing each track's mean misfit. Only inflation is
+    applied (``max(1, k)``): an interpolant's standard deviation is a model's guess, the
+    tracks' residual is measured, and a prior that misses the data by more than both
+    uncertainties allow (a fault's near field between stations) must not dominate them.
+
+    Parameters
+    ----------
+    los_list, unit_list, noise_m_list
+        As :func:`joint_enu`.
+    prior_m, prior_sigma_m : (3, H, W) array_like
+        The prior and its standard deviation [m].
+    trim : float
+        Quantile of the ratios kept.
+
+    Returns
+    -------
+    float
+        The factor; 1 when no pixel is usable.
+
+    References
+    ----------
+    .. [1] Koch, K.-R. (1999). Parameter Estimation and Hypothesis Testing in Linear
+       Models (2nd ed.). Springer. doi:10.1007/978-3-662-03976-2
+    """
+    prior = np.asarray(prior_m, dtype=np.float64)
+    sp = np.asarray(prior_sigma_m, dtype=np.float64)
+    sp = np.broadcast_to(sp[:, None, None] if sp.shape == (3,) else sp, prior.shape)
+    h, w = prior.shape[1:]
+    ratios = []
+    for los, unit, noise in zip(los_list, unit_list, noise_m_list):
+        u = _unit_field(unit, h, w, "prior_scale")
+        r = np.asarray(los, dtype=np.float64) - np.sum(u * prior, axis=0)
+        v = np.sum(u ** 2 * sp ** 2, axis=0) + np.asarray(noise, dtype=np.float64) ** 2
+        ok = np.isfinite(r) & np.isfinite(v) & (v > 0)
+        if ok.sum() < 10:
+            continue
+        r = r[ok] - np.mean(r[ok])
+        ratios.append(r ** 2 / v[ok])
+    if not ratios:
+        return 1.0
+    ratios = np.concatenate(ratios)
+    ratios = ratios[ratios <= np.quantile(ratios, trim)]
+    return max(1.0, math.sqrt(float(np.mean(ratios))))
+
+
+def _fill_sigma(net_sigma, net):
+    """Station sigmas with gaps filled (a station with too few days to measure its scatter).
+
+    The gap takes the largest known sigma of that component, else 1 % of the largest |net|.
+    """
+    out = np.array(net_sigma, dtype=np.float64)
+    for c in range(out.shape[1]):
+        col = out[:, c]
+        known = np.isfinite(col)
+        if known.all():
+            continue
+        if known.any():
+            fill = col[known].max()
+        else:
+            fill = 0.01 * float(np.nanmax(np.abs(net))) if np.isfinite(net).any() else 1.0
+        col[~known] = max(fill, NOISE_FLOOR_M)
+    return out
+
+
 def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: Sequence,
                    gnss_enu_m, gnss_xy_m, pixel_m: float, *, gnss_days=None, event_day=None,
-                   prior=None, ramp=True, length_m=None, station_names=None,
-                   fallback_linear=False) -> JointResult:
+                   net_m=None, prior=None, ramp=True, length_m=None, station_names=None,
+                   fallback_linear=False, dead_zone: float = 0.0) -> JointResult:
     """The joint peer on one scene: time function, series fits, references, prior, solve.
 
     Parameters
@@ -732,6 +917,9 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         Day axis of the GNSS series (default ``0 .. D - 1``).
     event_day : float, optional
         A step at this day replaces the GNSS time function.
+    net_m : array_like (S, 3), optional
+        The stations' net displacement [m] over the window; default the median of the last
+        :data:`END_DAYS` days minus the first (:func:`.baselines.gnss_net_displacement`).
     prior : tuple (mean (3, H, W), std (3, H, W)), optional
         The 3-D prior; default: :func:`.gnss_prior.kriging_prior` of the stations' net
         displacements (median of the last :data:`END_DAYS` days minus the first) with their
@@ -772,8 +960,8 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
             how = "linear in time (no GNSS station moves significantly)"
             notes.append("time function: " + how)
     start, end = _end_levels(gnss) if gnss.shape[0] else (np.zeros((0, 3)), np.zeros((0, 3)))
-    net = end - start
-    net_sigma = gnss_net_sigma(gnss) if gnss.shape[0] else np.zeros((0, 3))
+    net = end - start if net_m is None else np.asarray(net_m, dtype=np.float64).reshape(-1, 3)
+    net_sigma = gnss_net_sigma(gnss, time_function=f_days) if gnss.shape[0] else np.zeros((0, 3))
     rows_s = -xy[:, 1] / pixel_m
     cols_s = xy[:, 0] / pixel_m
     names = list(station_names) if station_names is not None else [f"S{i}" for i in range(len(xy))]
@@ -782,7 +970,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         grid_x = (np.arange(w) + 0.5) * pixel_m
         grid_y = -(np.arange(h) + 0.5) * pixel_m
         ok = np.isfinite(net).all(1) & np.isfinite(xy).all(1)
-        sig = np.where(np.isfinite(net_sigma), net_sigma, np.nanmax(net_sigma) if np.isfinite(net_sigma).any() else 1e-3)
+        sig = _fill_sigma(net_sigma, net)
         prior_m, prior_std = kriging_prior(xy[ok], net[ok], sig[ok], grid_x, grid_y, length_m=length_m)
     else:
         prior_m, prior_std = prior
@@ -814,7 +1002,14 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
                         "median_epoch_residual_m": float(np.nanmedian(resid)),
                         "reference": {k2: v for k2, v in coef.items() if k2 != "station_residual_m"},
                         "_los": corrected, "_unit": unit})
-    estimate, std = joint_enu(los_used, unit_used, noise_used, prior_m, prior_std)
+    if dead_zone > 0:
+        los_used = [dead_zone_observation(b, u, n, prior_m, dead_zone)
+                    for b, u, n in zip(los_used, unit_used, noise_used)]
+    scale = prior_scale(los_used, unit_used, noise_used, prior_m, prior_std)
+    if scale > 1.0:
+        notes.append(f"prior standard deviation scaled by {scale:.2f} (the tracks disagree with "
+                     f"the prior more than both uncertainties allow)")
+    estimate, std = joint_enu(los_used, unit_used, noise_used, prior_m, prior_std * scale)
     for q in track_q:
         if q.get("used"):
             q["los_residual_rms_m"] = los_residual_rms(estimate, q.pop("_los"), q.pop("_unit"))
@@ -822,7 +1017,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     stations = [{"station": names[i], "x_m": float(xy[i, 0]), "y_m": float(xy[i, 1]),
                  "gnss_m": [float(v) for v in net[i]], "sigma_m": [float(v) for v in net_sigma[i]],
                  "residual_m": [float(v) for v in at[i] - net[i]]} for i in range(len(xy))]
-    quality = {"time_function": how,
+    quality = {"time_function": how, "prior_std_scale": scale,
                "time_function_days": [float(v) for v in days],
                "time_function_values": [float(v) for v in f_days],
                "tracks": track_q, "stations": stations}
