@@ -18,7 +18,8 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
     HELP = (
         "Compares a predicted 3-D displacement with a reference (truth), component by "
         "component.<br>"
-        "<b>PREDICTION</b>, <b>TRUTH</b>: 3-band rasters, bands east, north, up [m]. The "
+        "<b>PREDICTION</b>, <b>TRUTH</b>: rasters with bands 1-3 east, north, up [m] (further "
+        "bands, e.g. standard deviations, are ignored). The "
         "prediction is warped (bilinear) onto the truth's grid when the grids differ.<br>"
         "<b>MSSIM_EAST/NORTH/UP</b>: mean structural similarity (Wang et al. 2004, "
         "doi:10.1109/TIP.2003.819861) with a Gaussian window (sigma 1.5 px, 11 x 11), K1 = "
@@ -58,18 +59,18 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
         if layer is None:
             raise QgsProcessingException(f"{key}: no raster given.")
         path = raster_path(layer, key)
-        if layer.bandCount() != 3:
+        if layer.bandCount() < 3:
             raise QgsProcessingException(f"{key} has {layer.bandCount()} band(s); it must hold "
-                                         "east, north and up [m] as bands 1-3.")
+                                         "east, north and up [m] as bands 1-3 (more bands, such as "
+                                         "the standard deviations of extractdisplacement, are ignored).")
         return path
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Read both onto the truth grid, score, report."""
         import numpy as np
 
-        from ..core.insar_io import raster_grid, warp_to_grid
         from ..core.metrics import component_scores
-        from ..core.raster import read_raster
+        from ..core.raster import raster_grid, read_raster, warp_to_grid
 
         report = file_output(self, parameters, self.REPORT, context, ".html")   # before any work
         truth_path = self._three_band_path(parameters, self.TRUTH, context)
@@ -79,7 +80,7 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
             truth, _, _ = read_raster(truth_path, bands=(1, 2, 3))
             feedback.setProgress(10.0)
             check_canceled(feedback)
-            prediction = warp_to_grid(pred_path, grid, self.PREDICTION)
+            prediction = warp_to_grid(pred_path, grid, self.PREDICTION, bands=(1, 2, 3))
         except ValueError as exc:
             raise QgsProcessingException(str(exc)) from exc
         if _same_grid(pred_path, grid):
@@ -99,7 +100,7 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
         for row in scores:
             c = row["name"]
             if "data_range" in row["note"]:      # core's argument name means nothing to a user
-                row["note"] = (f"the TRUTH {c} component is flat (max = min), so SSIM's dynamic range "
+                row["note"] = (f"the TRUTH {c} component is constant (max = min), so SSIM's dynamic range "
                                "L is zero and mSSIM is undefined (RMSE is still given)")
             results[self.MSSIM[c]] = row["mssim"]
             results[self.RMSE[c]] = row["rmse"]
@@ -118,7 +119,7 @@ class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
 
 
 def _same_grid(path, grid):
-    from ..core.insar_io import open_raster
+    from ..core.raster import open_raster
     ds = open_raster(path, "PREDICTION")
     return (ds.GetGeoTransform() == grid.geotransform and ds.RasterXSize == grid.width
             and ds.RasterYSize == grid.height)

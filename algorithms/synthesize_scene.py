@@ -53,10 +53,13 @@ class SynthesizeSceneAlgorithm(InsarGnssAlgorithm):
         """Parameters and outputs (names of DESIGN.md)."""
         number = QgsProcessingParameterNumber
         self.addParameter(number(self.SEED, "Seed", number.Integer, 1, minValue=0))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM [m] (else fractal terrain)", optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM [m] (else fractal terrain)",
+                                                            optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.STATIONS, "GNSS stations (points; else a random network)", [QgsProcessing.TypeVectorPoint], optional=True))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (else the DEM's centre or central Kyushu)", optional=True))
+            self.STATIONS, "GNSS stations (points; else a random network)", [QgsProcessing.TypeVectorPoint],
+            optional=True))
+        self.addParameter(QgsProcessingParameterExtent(
+            self.EXTENT, "Extent (else the DEM's centre or central Kyushu)", optional=True))
         self.addParameter(number(self.PIXEL_SIZE, "Pixel size [m]", number.Double, 1000.0,
                                  minValue=100.0, maxValue=10000.0))
         self.addParameter(number(self.MAX_DISPLACEMENT_M, "Largest |displacement| of the truth [m] (0 = random)",

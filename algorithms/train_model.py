@@ -26,8 +26,11 @@ def default_model_folder():
 
 
 def default_model_path(samples, epochs, seed, folder=None):
-    """``model-<samples>x<epochs>-seed<seed>[-n].pt`` in ``folder``: the first name that is
-    free, or whose checkpoints a cancelled run left (so running again resumes)."""
+    """``model-<samples>x<epochs>-seed<seed>[-n].pt`` in ``folder``.
+
+    The first such name that is free, or whose checkpoints a cancelled run left (so running
+    again resumes).
+    """
     folder = folder or default_model_folder()
     stem = os.path.join(folder, f"model-{samples}x{epochs}-seed{seed}")
     n = 1
@@ -415,8 +418,9 @@ def _write_report(path, trainer, model_path, seconds, real_dem, stations):
     size = [["parameters", f"{parameter_count(trainer.model):,}"],
             ["file size", f"{os.path.getsize(model_path) / 1e6:.2f} MB"],
             ["training time", f"{seconds:.0f} s"], ["model file", model_path]]
-    kv = lambda d: html_table(["field", "value"], [[k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v]
-                                                   for k, v in d.items()])
+    def kv(d):
+        return html_table(["field", "value"], [[k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v]
+                                               for k, v in d.items()])
     parts = [
         "<h2>Learning curves</h2>", figure_html(fig, "loss and validation mSSIM per epoch"),
         paragraph("Validation: fixed-seed scenes, mSSIM per component (Wang et al. 2004, data range "

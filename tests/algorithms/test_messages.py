@@ -40,6 +40,23 @@ def test_a_flat_truth_component_is_explained_without_core_argument_names(run_alg
     result = run_alg("evaluatedisplacement", {"PREDICTION": str(tmp_path / "p.tif"), "TRUTH": str(tmp_path / "t.tif"),
                                               "REPORT": str(tmp_path / "e.html")}, feedback=Feedback())
     assert np.isnan(result["MSSIM_NORTH"]) and result["RMSE_NORTH"] > 0
-    assert len(warnings) == 1 and "TRUTH north component is flat" in warnings[0]
+    assert len(warnings) == 1 and "TRUTH north component is constant" in warnings[0]
     text = (tmp_path / "e.html").read_text(encoding="utf-8") + warnings[0]
     assert "data_range" not in text
+
+
+def test_evaluate_takes_the_first_three_bands_of_a_prediction_with_std_bands(run_alg, tmp_path):
+    """extractdisplacement writes east, north, up then their standard deviations."""
+    import numpy as np
+    from insar_gnss_3d.core.geometry import Grid
+    from insar_gnss_3d.core.raster import crs_wkt_from_epsg, write_raster
+
+    grid = Grid(600e3, 3650e3, 1000.0, 24, 20, crs_wkt_from_epsg(32652))
+    truth = np.random.default_rng(1).normal(0.0, 0.05, (3, 20, 24))
+    write_raster(str(tmp_path / "t.tif"), grid, truth, ("east", "north", "up"))
+    six = np.concatenate([truth + 2e-3, np.full((3, 20, 24), 0.01)])
+    write_raster(str(tmp_path / "p.tif"), grid, six, ("east", "north", "up", "east_std", "north_std", "up_std"))
+    result = run_alg("evaluatedisplacement", {"PREDICTION": str(tmp_path / "p.tif"), "TRUTH": str(tmp_path / "t.tif"),
+                                              "REPORT": None})
+    for c in ("EAST", "NORTH", "UP"):
+        assert abs(result[f"RMSE_{c}"] - 2e-3) < 1e-7         # float32 rounding of the files

@@ -4,8 +4,6 @@ QGIS, a quiet log, honest labels and messages."""
 import json
 import re
 
-import pytest
-
 TINY = {"SAMPLES": 8, "EPOCHS": 2, "BATCH_SIZE": 4, "VALIDATION_SAMPLES": 2, "SEED": 1, "DEVICE": "cpu",
         "SCENE_SIZE_PX": 32, "WIDTH": 8,
         "OPTIONS": json.dumps({"scene": {"model_epochs": 4, "max_stations": 12}})}
