@@ -3,12 +3,14 @@
 import os
 
 from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingException,
-                       QgsProcessingMultiStepFeedback, QgsProcessingParameterDefinition,
+                       QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterString,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
-from .common import InsarGnssAlgorithm, check_canceled, import_torch, load_styled, output_path
+from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
+                     output_path)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path)
@@ -44,14 +46,31 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "onto the model's epochs, each InSAR epoch and GNSS series loses its reference offset, "
         "the network runs on overlapping tiles blended without seams (TILE_SIZE, advanced), "
         "and the result is warped back.<br>"
+        "<b>Data consistency</b> (CONSISTENCY, on by default): the network's field becomes the "
+        "prior of a per-pixel joint least-squares estimate with each track's LOS displacement "
+        "(reduced from its series with the event's time function from the GNSS network, or a "
+        "step at EVENT_DATE; offset and ramp fitted to the GNSS; noise estimated from the "
+        "series' residual), after Wang & Wright (2012) and SISTEM (Guglielmino et al. 2011). "
+        "The output then agrees with every track within its noise and cannot invent motion "
+        "the line of sight does not show; the network's uncertainty (a calibrated fraction of "
+        "its field's size, widened when the tracks disagree with it) weighs it.<br>"
         "<b>MODEL</b>: a model file from trainmodel (default: the bundled model). DEVICE: auto "
         "(CUDA when PyTorch sees a GPU), cpu or cuda.<br>"
-        "<b>Output</b>: 3-band float32 GeoTIFF on the grid of the first INSAR_ASC layer (of "
-        "INSAR_DESC when there is no ascending track), bands east, north, up [m], NoData NaN "
-        "where neither track has data; styled with a diverging ramp centred on zero (band up).")
+        "<b>Output</b>: 6-band float32 GeoTIFF on the grid of the first INSAR_ASC layer (of "
+        "INSAR_DESC when there is no ascending track), bands east, north, up [m] and their "
+        "standard deviations east_std, north_std, up_std [m] (without CONSISTENCY: the 3 bands "
+        "only), NoData NaN where neither track has data; styled with a diverging ramp centred "
+        "on zero (band up).<br>"
+        "<b>QUALITY</b> (optional, .json or .html): per track the LOS residual RMS of the "
+        "output [m] beside the track's noise estimate and its fitted offset/ramp; per station "
+        "the observed net displacement and the output's residual [m]; warnings when the scene "
+        "lies outside the model's training ranges (extent, displacement, station spacing) or "
+        "the output exceeds twice the largest observed displacement. The warnings also go to "
+        "the log.")
 
     INSAR_UNITS, DEM, MODEL, DEVICE = "INSAR_UNITS", "DEM", "MODEL", "DEVICE"
     TILE_SIZE, OUTPUT = "TILE_SIZE", "OUTPUT"
+    CONSISTENCY, EVENT_DATE, QUALITY = "CONSISTENCY", "EVENT_DATE", "QUALITY"
     UNITS = ("m", "mm", "rad")
     DEVICES = ("auto", "cpu", "cuda")
 
@@ -80,8 +99,19 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
             128, minValue=32, maxValue=2048)
         tile.setFlags(tile.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(tile)
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CONSISTENCY, "Make the output consistent with the InSAR and GNSS data (joint least squares)",
+            defaultValue=True))
+        event = QgsProcessingParameterString(
+            self.EVENT_DATE, "Event date YYYY-MM-DD (default: time function from the GNSS series)",
+            optional=True)
+        event.setFlags(event.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(event)
         self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "3-D displacement (east, north, up)"))
+            self.OUTPUT, "3-D displacement (east, north, up, and their std)"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.QUALITY, "Quality figures and warnings", "JSON (*.json);;HTML (*.html)", optional=True,
+            createByDefault=False))
 
     # -- inputs ----------------------------------------------------------------------------
     def _model(self, parameters, context, feedback):
@@ -141,6 +171,10 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
             raise QgsProcessingException("DEM: give an elevation raster [m].")
         dem_path = raster_path(dem_layer, self.DEM)
         tile_px = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
+        event_date = _event_date(self.parameterAsString(parameters, self.EVENT_DATE, context))
+        path = output_path(self, parameters, self.OUTPUT, context)
+        quality_path = file_output(self, parameters, self.QUALITY, context, ".json")
         canceled = feedback.isCanceled
         try:
             prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
@@ -176,12 +210,23 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
                                        overlap_px=max(8, tile_px // 4), is_canceled=canceled,
                                        progress=lambda f, m: steps.setProgress(100.0 * f))
             check_canceled(feedback)
+            quality = None
+            if consistency:
+                result, quality = self._consistent(prepared, result, scene, event_date, feedback)
+            check_canceled(feedback)
             steps.setCurrentStep(3)
             tracks = prepared.tracks
             del prepared                              # free the inputs before the write-back
-            path = output_path(self, parameters, self.OUTPUT, context)
-            prepare.write_result(result, grid, reference.paths[0], path, tracks,
+            prepare.write_result(result, grid, reference.paths[0], path, tracks, descriptions=BAND_NAMES[:len(result)],
                                  is_canceled=canceled, progress=lambda f, m: steps.setProgress(100.0 * f))
+            if quality_path:
+                if quality is None:
+                    feedback.pushWarning("QUALITY needs CONSISTENCY (the figures come from the joint "
+                                         "least-squares step); no quality file was written.")
+                    quality_path = ""
+                else:
+                    from ..core.quality import write_quality
+                    write_quality(quality_path, quality)
         except prepare.ExtractionCancelled as exc:
             raise QgsProcessingException(str(exc)) from None
         except ValueError as exc:  # core errors, ModelFileError included
@@ -189,10 +234,46 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         except RuntimeError as exc:  # torch (e.g. CUDA out of memory) and GDAL
             raise QgsProcessingException(f"The extraction failed: {exc}") from None
         feedback.pushInfo("Largest |east|, |north|, |up|: " + ", ".join(
-            f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in _finite(result)) + ".")
+            f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in _finite(result[:3])) + ".")
         steps.setProgress(100.0)
         load_styled(context, path, write_diverging_style(path, 3, robust_limit(result[2])))
-        return {self.OUTPUT: path}
+        return {self.OUTPUT: path, self.QUALITY: quality_path or None}
+
+    def _consistent(self, prepared, network_m, scene, event_date, feedback):
+        """The data-consistency step (:mod:`..core.consistency`); warnings go to the log."""
+        from ..core.consistency import consistent_extraction
+
+        event_day = None
+        if event_date is not None:
+            event_day = float((event_date - prepared.window_start).astype(int))
+            if not 0 < event_day < scene.gnss_days - 1:
+                raise QgsProcessingException(
+                    f"EVENT_DATE {event_date} lies outside the window {prepared.window_start} to "
+                    f"{prepared.window_start + (scene.gnss_days - 1)}; give a date inside it or leave it empty.")
+        feedback.pushInfo("Data consistency: joint least squares of the network's field with each "
+                          "track's LOS and the GNSS.")
+        result, quality, notes = consistent_extraction(prepared, network_m, scene, event_day)
+        for note in notes:
+            feedback.pushInfo(f"Data consistency: {note}.")
+        for note in quality["notes"]:
+            (feedback.pushWarning if note["level"] == "warning" else feedback.pushInfo)(note["text"])
+        return result, quality
+
+
+#: Band names of the output: the displacement, then its standard deviation.
+BAND_NAMES = ("east", "north", "up", "east_std", "north_std", "up_std")
+
+
+def _event_date(text):
+    """EVENT_DATE as numpy datetime64[D], None when empty."""
+    import numpy as np
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return np.datetime64(text, "D")
+    except ValueError:
+        raise QgsProcessingException(f"EVENT_DATE: {text!r} is not a date; write it as YYYY-MM-DD.") from None
 
 
 def _finite(result):

@@ -154,3 +154,91 @@ def station_residuals(output_m, stations: Sequence[str], station_xy_m, station_n
                     "output_m": [float(v) for v in pred],
                     "residual_m": [float(v) for v in net - pred]})
     return out
+
+
+def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, insar_epochs_m,
+                       station_xy_m) -> dict:
+    """The ``QUALITY`` figures of one extraction (plain data) and its notes.
+
+    Parameters
+    ----------
+    scene : SceneConfig
+        The model's scene configuration (training ranges).
+    grid_shape : (int, int)
+        Working grid (rows, columns); ``pixel_m`` its pixel size [m].
+    network_m : (3, H, W) array
+        The network's field before the data-consistency step [m].
+    result : JointResult
+        The data-consistency step (:func:`.consistency.consistent_field`).
+    insar_epochs_m : (2, T, H, W) array
+        The tracks' LOS on the model epochs [m] (last minus first = observed LOS change).
+    station_xy_m : (S, 2) array
+        Positions of the stations used [m].
+
+    Returns
+    -------
+    dict
+        ``notes`` (list of :class:`Note` as dicts), ``tracks`` (per track: noise estimate
+        and LOS residual RMS of the output [m], reference fit), ``stations`` (per station:
+        observed net, residual of the output [m]), ``network_sigma_m``, ``prior_std_scale``,
+        ``largest_output_m`` and ``largest_network_m`` per component [m].
+    """
+    q = result.quality
+    net = np.array([s["gnss_m"] for s in q["stations"]], dtype=np.float64).reshape(-1, 3)
+    los_change = [np.asarray(e[-1], dtype=np.float64) - np.asarray(e[0], dtype=np.float64)
+                  for e in insar_epochs_m]
+    notes = range_warnings(scene, grid_shape, pixel_m, station_xy_m, net, los_change)
+    notes += exceedance_warnings(result.estimate_m, net, los_change)
+    for track in q["tracks"]:
+        if track.get("used"):
+            rms, noise = track["los_residual_rms_m"], track["noise_m"]
+            level = "warning" if rms > 3.0 * noise + 0.02 else "info"
+            notes.append(Note(level, (
+                f"{track['track']} track: the output misses its LOS by {1e3 * rms:.1f} mm RMS "
+                f"(its noise estimate: {1e3 * noise:.1f} mm)"
+                + ("; the output does not explain this track within its noise." if level == "warning" else "."))))
+
+    def peak(field):
+        return [float(np.nanmax(np.abs(b))) if np.isfinite(b).any() else None for b in field]
+
+    return {"notes": [n.to_dict() for n in notes],
+            "tracks": [{k: v for k, v in t.items()} for t in q["tracks"]],
+            "stations": q["stations"], "time_function": q.get("time_function"),
+            "network_sigma_m": q.get("network_sigma_m"), "prior_std_scale": q.get("prior_std_scale"),
+            "largest_output_m": peak(result.estimate_m), "largest_network_m": peak(network_m)}
+
+
+def quality_html(quality: dict) -> str:
+    """The quality figures as an HTML page (notes, per-track and per-station tables)."""
+    from .report import html_document, html_table, paragraph
+
+    parts = [paragraph(f"{n['level'].upper()}: {n['text']}", "warning" if n["level"] == "warning" else None)
+             for n in quality.get("notes", [])]
+    tracks = [t for t in quality.get("tracks", []) if t.get("used")]
+    parts.append("<h2>Tracks</h2>")
+    parts.append(html_table(["track", "noise estimate [mm]", "LOS residual RMS of the output [mm]"],
+                            [[t["track"], 1e3 * t["noise_m"], 1e3 * t["los_residual_rms_m"]] for t in tracks],
+                            ".1f"))
+    parts.append("<h2>GNSS stations (observed net displacement and residual of the output)</h2>")
+    parts.append(html_table(
+        ["station", "east [mm]", "north [mm]", "up [mm]", "res. east [mm]", "res. north [mm]", "res. up [mm]"],
+        [[s["station"], *[1e3 * v for v in s["gnss_m"]], *[1e3 * v for v in s["residual_m"]]]
+         for s in quality.get("stations", [])], ".1f"))
+    return html_document("InSAR-GNSS 3D: agreement of the output with its data", parts)
+
+
+def write_quality(path: str, quality: dict) -> str:
+    """Write the figures as JSON (``.json``) or HTML (any other extension), atomically."""
+    import json
+    import os
+
+    if path.lower().endswith(".json"):
+        text = json.dumps(quality, indent=1, allow_nan=True,
+                          default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    else:
+        text = quality_html(quality)
+    part = path + ".part"
+    with open(part, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(part, path)
+    return path

@@ -100,13 +100,15 @@ def gnss_arrays(path, epsg):
 def in_core(asc, desc, dem, gnss_path, model_path, units="m", tile_px=128):
     """The same extraction run on core functions only: (working-grid result, grid)."""
     from insar_gnss_3d.core import prepare
+    from insar_gnss_3d.core.consistency import consistent_extraction
     from insar_gnss_3d.core.modelfile import load_model
 
     model, scene, _ = load_model(model_path)
     grid = prepare.working_grid((asc or desc).paths[0], scene.pixel_m)
     dates, enu, x, y, names = gnss_arrays(gnss_path, prepare.grid_epsg(grid))
     prepared = prepare.prepare_scene(asc, desc, dem, dates, enu, x, y, names, scene, units=units, grid=grid)
-    return prepare.run_model(prepared, model, tile_px=tile_px, overlap_px=max(8, tile_px // 4)), prepared
+    network = prepare.run_model(prepared, model, tile_px=tile_px, overlap_px=max(8, tile_px // 4))
+    return consistent_extraction(prepared, network, scene)[0], prepared
 
 
 def assert_on_grid(out_path, reference_path):
@@ -115,9 +117,10 @@ def assert_on_grid(out_path, reference_path):
     assert (out.RasterXSize, out.RasterYSize) == (ref.RasterXSize, ref.RasterYSize)
     np.testing.assert_allclose(out.GetGeoTransform(), ref.GetGeoTransform(), rtol=0, atol=1e-9)
     assert osr.SpatialReference(wkt=out.GetProjection()).IsSame(osr.SpatialReference(wkt=ref.GetProjection()))
-    assert out.RasterCount == 3
-    assert [out.GetRasterBand(b).GetDescription() for b in (1, 2, 3)] == ["east", "north", "up"]
-    assert all(out.GetRasterBand(b).DataType == gdal.GDT_Float32 for b in (1, 2, 3))
+    assert out.RasterCount == 6
+    assert [out.GetRasterBand(b).GetDescription() for b in range(1, 7)] == [
+        "east", "north", "up", "east_std", "north_std", "up_std"]
+    assert all(out.GetRasterBand(b).DataType == gdal.GDT_Float32 for b in range(1, 7))
     assert np.isnan(out.GetRasterBand(1).GetNoDataValue())
 
 
@@ -174,7 +177,8 @@ def test_licsar_products_in_radians_and_degrees(run_alg, scene, licsar, model_pa
     core_result, prepared = in_core(asc, desc, licsar["DEM"], licsar["GNSS"], model_path, units="rad")
     core_path = str(tmp_path / "core.tif")
     from insar_gnss_3d.core.prepare import write_result
-    write_result(core_result, prepared.grid, licsar["INSAR_ASC"][0], core_path, prepared.tracks)
+    write_result(core_result, prepared.grid, licsar["INSAR_ASC"][0], core_path, prepared.tracks,
+                 descriptions=("east", "north", "up", "east_std", "north_std", "up_std"))
     core_pred, _ = helpers.read_array(core_path)
     np.testing.assert_allclose(pred, core_pred, rtol=1e-5, atol=1e-7, equal_nan=True)
     np.testing.assert_allclose(scores, helpers.mssim(core_pred, truth), rtol=1e-6)

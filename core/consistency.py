@@ -1,0 +1,131 @@
+"""The data-consistency step: the network's field, bounded by the data it was given.
+
+The network's east/north/up field becomes the 3-D prior of the joint least-squares
+estimate (:func:`.joint.estimate_scene`, after Wang & Wright 2012 and SISTEM, Guglielmino et
+al. 2011): per pixel, minimise ::
+
+    sum_k (l_k . d - b_k)^2 / s_k^2 + sum_c (d_c - cnn_c)^2 / sigma_c^2
+
+with ``b_k`` each track's displacement reduced from its series (time function from the GNSS
+network, reference offset and ramp fitted to GNSS), ``s_k`` its noise estimated from the
+data, and ``sigma_c`` the network's uncertainty (:func:`network_sigma_m`). Where the
+network agrees with a track within both uncertainties the step changes little; where it
+invents metres that the line of sight does not show, the track wins along its look
+direction, and :func:`.joint.prior_scale` widens ``sigma`` when the misfit says it is too
+small. The posterior standard deviation of every pixel and component comes with it: the
+``east_std``, ``north_std``, ``up_std`` bands.
+
+The network's uncertainty is one figure per component and scene, a fraction of the 99th
+percentile of the field's own magnitude: the network works in units of the scene's
+displacement scale, so its errors scale with it (a network that claims metres is trusted
+to metres, not to millimetres). The fractions are calibrated on held-out synthetic scenes
+(see :data:`SIGMA_FRACTIONS`) and may be overridden by a model file's ``uncertainty``
+metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .features import MIN_SCALE_M
+from .joint import JointResult, estimate_scene
+
+#: The network's standard deviation as a fraction of P99(|component|), per component (east,
+#: north, up): chosen so that 68 % of pixels of 24 held-out scenes of the model recipe with
+#: more than 10 mm of displacement (seed 777, not the benchmark's; the bundled model) lie
+#: within one posterior standard deviation of the output. The errors are heavier-tailed
+#: than a Gaussian: about 90 % (not 95 %) lie within two.
+SIGMA_FRACTIONS = (0.23, 0.18, 0.40)
+
+
+#: Half-width [noise units] of the band around each track's LOS inside which the network's
+#: field is kept as it is (:func:`.joint.dead_zone_observation`). On the same 24 scenes a
+#: width of 1 or 2 lowered the median mSSIM of up (the per-pixel series fit is noisier than
+#: the network), 3 lowers none: median E/N/U 0.586/0.627/0.661 -> 0.618/0.627/0.665.
+DEAD_ZONE = 3.0
+
+
+def network_sigma_m(cnn_m, fractions: Sequence[float] = SIGMA_FRACTIONS) -> np.ndarray:
+    """The network's standard deviation per component [m], (3, 1, 1) for broadcasting.
+
+    ``fractions[c]`` times the 99th percentile of ``|cnn_m[c]|``, at least ``fractions[c]``
+    times :data:`.features.MIN_SCALE_M` (the network's noise floor).
+    """
+    cnn = np.asarray(cnn_m, dtype=np.float64)
+    out = np.empty((3, 1, 1))
+    for c in range(3):
+        band = np.abs(cnn[c])
+        p99 = float(np.nanpercentile(band, 99)) if np.isfinite(band).any() else 0.0
+        out[c] = float(fractions[c]) * max(p99, MIN_SCALE_M)
+    return out
+
+
+def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m: float, *,
+                     event_day: Optional[float] = None, station_names=None,
+                     fractions: Sequence[float] = SIGMA_FRACTIONS,
+                     dead_zone: float = DEAD_ZONE) -> JointResult:
+    """The network's field made consistent with its inputs (see the module docstring).
+
+    Parameters
+    ----------
+    cnn_m : (3, H, W) array_like
+        The network's east/north/up [m] on the working grid.
+    insar_epochs_m : (2, T, H, W) array_like
+        Ascending and descending LOS [m, + towards the satellite] on the epochs
+        ``epoch_days``; a missing track is all NaN.
+    los : (2, 3, H, W) array_like
+        LOS unit vectors (ground -> satellite) of both tracks.
+    epoch_days : (T,) array_like
+        Days of the epochs on the GNSS day axis (0 = first day of ``gnss_m``).
+    gnss_m : (S, D, 3) array_like
+        Daily east/north/up [m], NaN gaps. gnss_xy_m : (S, 2) positions in the scene frame.
+    pixel_m : float
+        Pixel size [m].
+    event_day : float, optional
+        A step at this day instead of the time function taken from the GNSS network.
+    fractions : sequence of 3 floats
+        :func:`network_sigma_m` fractions.
+
+    Returns
+    -------
+    JointResult
+        ``estimate_m`` the consistent field, ``std_m`` its posterior standard deviation,
+        ``quality`` the per-track and per-station figures (:func:`.joint.estimate_scene`).
+    """
+    cnn = np.asarray(cnn_m, dtype=np.float64)
+    sigma = np.broadcast_to(network_sigma_m(cnn, fractions), cnn.shape)
+    series = [np.asarray(insar_epochs_m[k]) if np.isfinite(insar_epochs_m[k]).any() else None
+              for k in range(2)]
+    days = np.asarray(epoch_days, dtype=np.float64)
+    result = estimate_scene(series, [days, days], [np.asarray(los[0]), np.asarray(los[1])],
+                            gnss_m, gnss_xy_m, pixel_m, event_day=event_day,
+                            prior=(np.nan_to_num(cnn), sigma),
+                            station_names=station_names, fallback_linear=True, dead_zone=dead_zone)
+    result.quality["network_sigma_m"] = [float(v) for v in sigma[:, 0, 0]]
+    # pixels the network left empty (no InSAR in any tile) stay empty
+    result.estimate_m[:, ~np.isfinite(cnn).all(0)] = np.nan
+    return result
+
+
+def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None):
+    """The extraction's last step: (6, H, W) float32 output, quality dict, notes.
+
+    ``prepared`` is the :class:`.prepare.PreparedScene` the network ran on and ``scene`` the
+    model's :class:`.synthetic.SceneConfig`. The output holds east, north, up [m] made
+    consistent with the data (:func:`consistent_field`) and their posterior standard
+    deviations [m] (NaN where the output is NaN). ``quality`` is
+    :func:`.quality.extraction_quality`; ``notes`` the joint step's remarks (plain text).
+    """
+    from .quality import extraction_quality
+    from .synthetic import model_epoch_days
+
+    joint = consistent_field(network_m, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
+                             prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
+                             event_day=event_day, station_names=prepared.stations)
+    quality = extraction_quality(scene, network_m.shape[1:], prepared.grid.pixel_size, network_m, joint,
+                                 prepared.insar_epochs_m, prepared.gnss_xy_m)
+    quality["window_start"] = str(prepared.window_start)
+    std = np.where(np.isfinite(joint.estimate_m), joint.std_m, np.nan)
+    return np.concatenate([joint.estimate_m, std]).astype(np.float32), quality, list(joint.notes)
