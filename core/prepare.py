@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -53,6 +52,7 @@ from .insar_io import (LosSource, TrackEpochs, TrackSource, check_los_angles, ch
                        los_paths, read_los, to_los_m, track_epochs)
 from .raster import grid_epsg, open_raster, raster_bounds, srs_from_wkt, utm_grid  # noqa: F401
 from .raster import warp_float32 as warp
+from .runtime import AtomicPath
 
 gdal.UseExceptions()
 
@@ -622,7 +622,6 @@ def write_result(result: np.ndarray, grid: Grid, reference_path: str, out_path: 
     """
     ref = open_raster(reference_path, "INSAR_ASC")
     gt, w, h = ref.GetGeoTransform(), ref.RasterXSize, ref.RasterYSize
-    part = out_path + ".part"
     src = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, result.shape[0], gdal.GDT_Float32)
     src.SetGeoTransform(grid.geotransform)
     src.SetProjection(grid.crs_wkt)
@@ -643,43 +642,44 @@ def write_result(result: np.ndarray, grid: Grid, reference_path: str, out_path: 
         creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3",
                          "BIGTIFF=" + ("YES" if big else "IF_SAFER")],
         warpOptions=["INIT_DEST=NO_DATA"], callback=callback)
-    try:
+    with AtomicPath(out_path, remove=gdal.GetDriverByName("GTiff").Delete) as part:
+        out = None
         try:
-            out = gdal.Warp(part, src, options=options)
-        except RuntimeError as exc:
+            try:
+                out = gdal.Warp(part, src, options=options)
+            except RuntimeError as exc:
+                _check(is_canceled)
+                raise ValueError(f"The result could not be warped onto the input grid: {exc}") from exc
+            if out is None:
+                _check(is_canceled)
+                raise ValueError("The result could not be warped onto the input grid.")
             _check(is_canceled)
-            raise ValueError(f"The result could not be warped onto the input grid: {exc}") from exc
-        if out is None:
+            out = None
+            covered = coverage_mask(reference_path, tracks, is_canceled)
+            _report(progress, 0.8, "masking pixels without InSAR coverage")
+            out = gdal.Open(part, gdal.GA_Update)
+            # the reference's geotransform itself: the warper recomputes the pixel size from
+            # the bounds (0.005 deg came back as 0.004999999999999919)
+            out.SetGeoTransform(gt)
+            rows = max(1, BLOCK_PIXELS // (w * result.shape[0]))
+            for r in range(0, h, rows):
+                _check(is_canceled)
+                n = min(rows, h - r)
+                hole = covered[r:r + n] == 0
+                for i, text in enumerate(descriptions):
+                    band = out.GetRasterBand(i + 1)
+                    if r == 0:
+                        band.SetDescription(text)
+                    if hole.any():
+                        values = band.ReadAsArray(0, r, w, n)
+                        values[hole] = np.nan
+                        band.WriteArray(values, 0, r)
+                _report(progress, 0.8 + 0.2 * (r + n) / h, "masking pixels without InSAR coverage")
+            out.FlushCache()
+            out = None
             _check(is_canceled)
-            raise ValueError("The result could not be warped onto the input grid.")
-        _check(is_canceled)
-        out = None
-        covered = coverage_mask(reference_path, tracks, is_canceled)
-        _report(progress, 0.8, "masking pixels without InSAR coverage")
-        out = gdal.Open(part, gdal.GA_Update)
-        rows = max(1, BLOCK_PIXELS // (w * result.shape[0]))
-        for r in range(0, h, rows):
-            _check(is_canceled)
-            n = min(rows, h - r)
-            hole = covered[r:r + n] == 0
-            for i, text in enumerate(descriptions):
-                band = out.GetRasterBand(i + 1)
-                if r == 0:
-                    band.SetDescription(text)
-                if hole.any():
-                    values = band.ReadAsArray(0, r, w, n)
-                    values[hole] = np.nan
-                    band.WriteArray(values, 0, r)
-            _report(progress, 0.8 + 0.2 * (r + n) / h, "masking pixels without InSAR coverage")
-        out.FlushCache()
-        out = None
-        _check(is_canceled)
-        os.replace(part, out_path)
-    except BaseException:
-        out = None
-        if os.path.exists(part):
-            gdal.GetDriverByName("GTiff").Delete(part)
-        raise
+        finally:
+            out = None                  # closed before the part file is renamed or deleted
     return out_path
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .geometry import Grid, utm_epsg
+from .runtime import AtomicPath
 
 gdal.UseExceptions()
 
@@ -230,7 +231,8 @@ class RasterWriter:
     def __init__(self, path: str, grid: Grid, descriptions: Sequence[str],
                  nodata: float = float("nan"), pixel_size_y: Optional[float] = None):
         self.path = path
-        self.part_path = path + ".part"
+        self.file = AtomicPath(path, remove=gdal.GetDriverByName("GTiff").Delete)
+        self.part_path = self.file.part
         driver = gdal.GetDriverByName("GTiff")
         big = grid.width * grid.height * len(descriptions) * 4 > 2 ** 31
         options = ["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3", "BIGTIFF=" + ("YES" if big else "IF_SAFER")]
@@ -257,14 +259,13 @@ class RasterWriter:
         """Close the file and move it into place."""
         self.ds.FlushCache()
         self.ds = None
-        os.replace(self.part_path, self.path)
+        self.file.commit()
         self.committed = True
 
     def discard(self):
         """Close and delete the partial file."""
         self.ds = None
-        if os.path.exists(self.part_path):
-            gdal.GetDriverByName("GTiff").Delete(self.part_path)
+        self.file.discard()
 
     def __enter__(self):
         return self
@@ -315,14 +316,8 @@ def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> s
 def write_diverging_style(raster_path: str, band: int, limit: float) -> str:
     """Write ``<raster basename>.qml`` beside the raster: QGIS loads it as the default style."""
     qml_path = os.path.splitext(raster_path)[0] + ".qml"
-    part = qml_path + ".part"
-    try:
-        with open(part, "w", encoding="utf-8") as f:
-            f.write(diverging_qml(band, limit))
-        os.replace(part, qml_path)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
+    with AtomicPath(qml_path) as part, open(part, "w", encoding="utf-8") as f:
+        f.write(diverging_qml(band, limit))
     return qml_path
 
 

@@ -16,6 +16,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from .runtime import AtomicPath
+
 _CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 75em; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
@@ -79,14 +81,8 @@ def write_html(path: str, text: str) -> str:
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    part = path + ".part"
-    try:
-        with open(part, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(part, path)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
+    with AtomicPath(path) as part, open(part, "w", encoding="utf-8") as f:
+        f.write(text)
     return path
 
 
