@@ -190,7 +190,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         return scene
 
     def _dem(self, parameters, context, feedback, pixel_m, size_px):
-        from ..core.benchmark import dem_for_scenes
+        from ..core.raster import dem_for_scenes
         layer = self.parameterAsRasterLayer(parameters, self.DEM, context)
         if layer is None:
             return None, None

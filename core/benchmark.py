@@ -60,10 +60,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from .conventions import ENU_BANDS
+from .raster import dem_for_scenes  # noqa: F401 (moved to raster.py; importers use it from here too)
+from .runtime import BUNDLED_MODEL, AtomicPath, CancelFn, Cancelled, ProgressFn
 
-#: The model shipped with the plugin.
-BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "resources", "models", "insar_gnss_3d.pt")
 #: Real relief (central Kyushu SRTM, 500 m, UTM 52N) for the ``stress`` recipe.
 KYUSHU_DEM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "resources", "dem", "kyushu_srtm_500m.tif")
@@ -90,12 +89,8 @@ RECIPES = {
                "dem": KYUSHU_DEM},
 }
 
-ProgressFn = Optional[Callable[[float, str], None]]
-CancelFn = Optional[Callable[[], bool]]
-
-
-class BenchmarkCancelled(Exception):
-    """The cancel callback returned True; nothing was written."""
+#: Cancelling a benchmark raises the one :class:`.runtime.Cancelled`.
+BenchmarkCancelled = Cancelled
 
 
 @dataclass
@@ -116,60 +111,6 @@ class SceneResult:
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def dem_for_scenes(path: str, pixel_m: float):
-    """Elevation [m] of a DEM warped onto the scene pixel size in its centre's UTM zone.
-
-    Parameters
-    ----------
-    path : str
-        Any GDAL raster with a CRS (band 1 = elevation [m]).
-    pixel_m : float
-        Scene pixel size [m] (``SceneConfig.pixel_m``).
-
-    Returns
-    -------
-    dem_m : numpy.ndarray, (H, W) float64
-        ``average`` resampling (GDAL leaves NoData out); sea, voids and NoData as 0 (sea level,
-        where the scene sampler puts no InSAR phase and no station); negative heights as 0.
-    grid : Grid
-        The grid (WGS 84 / UTM); its upper-left corner is the origin of the frame in which
-        :class:`.synthetic.SceneSampler` takes ``stations_xy_m``.
-    """
-    from osgeo import osr
-
-    from .geometry import Grid, utm_epsg
-    from .insar_io import open_raster, warp_to_grid
-    from .raster import crs_wkt_from_epsg
-
-    ds = open_raster(path, "DEM")
-    gt = ds.GetGeoTransform()
-    src = osr.SpatialReference(wkt=ds.GetProjection())
-    wgs84 = osr.SpatialReference(wkt=crs_wkt_from_epsg(4326))
-    for s in (src, wgs84):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    cx = gt[0] + 0.5 * ds.RasterXSize * gt[1]
-    cy = gt[3] + 0.5 * ds.RasterYSize * gt[5]
-    try:
-        lon, lat, _ = osr.CoordinateTransformation(src, wgs84).TransformPoint(cx, cy)
-        wkt = crs_wkt_from_epsg(utm_epsg(((lon + 180.0) % 360.0) - 180.0, lat))
-        dst = osr.SpatialReference(wkt=wkt)
-        dst.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        xmin, ymax = gt[0], gt[3]
-        xmax, ymin = gt[0] + ds.RasterXSize * gt[1], gt[3] + ds.RasterYSize * gt[5]
-        if src.IsSame(dst):
-            bounds = (xmin, ymin, xmax, ymax)
-        else:
-            bounds = osr.CoordinateTransformation(src, dst).TransformBounds(xmin, ymin, xmax, ymax, 21)
-    except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"DEM {os.path.basename(path)}: its extent cannot be placed in UTM "
-                         f"({exc}); check its CRS.") from None
-    grid = Grid.from_extent(*bounds, pixel_m, crs_wkt=wkt, max_pixels=4096 * 4096)
-    dem = warp_to_grid(path, grid, "DEM", bands=[1], resampling="average")[0]
-    if not np.isfinite(dem).any():
-        raise ValueError(f"DEM {os.path.basename(path)} holds no valid elevation.")
-    return np.where(np.isfinite(dem), np.maximum(dem, 0.0), 0.0), grid
 
 
 def recipe_options(name: str):
@@ -381,7 +322,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     from .infer import InferenceCancelled, predict_scene
     from .modelfile import load_model
     from .synthetic import SceneConfig, SceneSampler, scene_arrays
-    from .train import select_device
+    from .runtime import select_device
 
     if int(scenes) < 1:
         raise ValueError(f"scenes must be >= 1, got {scenes}.")
@@ -504,17 +445,11 @@ def write_csv(path: str, rows: Sequence[dict]) -> str:
     Floats with 6 significant digits (metres: micrometre resolution for mm signals), NaN as
     ``nan``.
     """
-    part = path + ".part"
-    try:
-        with open(part, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            for r in rows:
-                writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in COLUMNS])
-        os.replace(part, path)
-    finally:
-        if os.path.exists(part):
-            os.remove(part)
+    with AtomicPath(path) as part, open(part, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow([f"{r[c]:.6g}" if isinstance(r[c], float) else r[c] for c in COLUMNS])
     return path
 
 

@@ -188,6 +188,37 @@ def warp_float32(path: str, grid: Grid, what: str, bands: Optional[Sequence[int]
     return out
 
 
+def dem_for_scenes(path: str, pixel_m: float, max_pixels: int = 4096 * 4096):
+    """Elevation [m] of a DEM warped onto the scene pixel size in its centre's UTM zone.
+
+    What scene generation takes as real relief (training and the benchmark's ``stress``
+    recipe).
+
+    Parameters
+    ----------
+    path : str
+        Any GDAL raster with a CRS (band 1 = elevation [m]).
+    pixel_m : float
+        Scene pixel size [m] (``SceneConfig.pixel_m``).
+    max_pixels : int
+        Largest grid accepted.
+
+    Returns
+    -------
+    dem_m : numpy.ndarray, (H, W) float64
+        ``average`` resampling (GDAL leaves NoData out); sea, voids and NoData as 0 (sea level,
+        where the scene sampler puts no InSAR phase and no station); negative heights as 0.
+    grid : Grid
+        The grid (WGS 84 / UTM, :func:`utm_grid`); its upper-left corner is the origin of the
+        frame in which :class:`.synthetic.SceneSampler` takes ``stations_xy_m``.
+    """
+    grid = utm_grid(path, pixel_m, "DEM", max_pixels=max_pixels)
+    dem = warp_to_grid(path, grid, "DEM", bands=[1], resampling="average")[0]
+    if not np.isfinite(dem).any():
+        raise ValueError(f"DEM {os.path.basename(path)} holds no valid elevation.")
+    return np.where(np.isfinite(dem), np.maximum(dem, 0.0), 0.0), grid
+
+
 # --------------------------------------------------------------------------- files
 
 
