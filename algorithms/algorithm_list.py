@@ -8,12 +8,13 @@ def algorithm_classes():
     from .import_gnss import ImportGnssAlgorithm
     from .interpolate_gnss import InterpolateGnssAlgorithm
     from .decompose_los import DecomposeLosAlgorithm
+    from .combine_insar_gnss import CombineInsarGnssAlgorithm
     from .project_los import ProjectLosAlgorithm
     from .evaluate_displacement import EvaluateDisplacementAlgorithm
     from .extract_displacement import ExtractDisplacementAlgorithm
     from .train_model import TrainModelAlgorithm
     from .benchmark_model import BenchmarkModelAlgorithm
     return [OkadaDisplacementAlgorithm, SynthesizeSceneAlgorithm, ImportGnssAlgorithm,
-            InterpolateGnssAlgorithm, DecomposeLosAlgorithm, ProjectLosAlgorithm,
+            InterpolateGnssAlgorithm, DecomposeLosAlgorithm, CombineInsarGnssAlgorithm, ProjectLosAlgorithm,
             EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm, TrainModelAlgorithm,
             BenchmarkModelAlgorithm]

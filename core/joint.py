@@ -506,7 +506,7 @@ def _window_values(field_m, rows, cols, window_px):
 
 
 def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixel_m, ramp=True,
-                       *, window_px=1, min_spread_fraction=0.15):
+                       *, window_px=1, min_spread_fraction=0.15, gnss_sigma_m=None, insar_noise_m=0.0):
     """Reference offset (and linear ramp) that make a track agree with GNSS at the stations.
 
     At each station, the LOS displacement (bilinear at the station; next to gaps the
@@ -519,7 +519,9 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
         c0                        (1-3 stations, or stations too close to a line)
 
     in the scene frame (x east, y north [m], origin at the grid's upper-left corner), and the
-    fitted surface is subtracted from the whole map. With 5 or more stations, samples more
+    fitted surface is subtracted from the whole map. With ``gnss_sigma_m`` the fit is weighted
+    by ``1 / (sum_c l_c^2 sigma_c^2 + insar_noise_m^2)``, the variance of each sample. With 5
+    or more stations, samples more
     than 3 robust standard deviations from the fit (a station in a steep near-field gradient
     or on an unwrapping error) are dropped and the fit repeated once. Without any station on
     valid pixels, the map's median is subtracted (a reference area = the whole scene) and the
@@ -549,6 +551,11 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
         deviation of their positions must reach this fraction of the scene's smaller side,
         else only the offset is fitted (a plane fitted to stations on a line, or in one
         corner, would be extrapolated across the scene).
+    gnss_sigma_m : array_like (S, 3), optional
+        Standard error of the GNSS displacements [m] (:func:`gnss_net_sigma`); NaN = the
+        largest known. Default: equal weights.
+    insar_noise_m : float
+        The track's noise [m] (:func:`track_noise_m`), added to each sample's variance.
 
     Returns
     -------
@@ -591,11 +598,24 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
                                             "median was removed instead of a GNSS reference")
         return los - median, result
 
+    if gnss_sigma_m is not None and len(g):
+        sig = np.asarray(gnss_sigma_m, dtype=np.float64).reshape(-1, 3)
+        sig = np.where(np.isfinite(sig), sig, np.nanmax(sig) if np.isfinite(sig).any() else 0.0)
+        var = np.sum(np.nan_to_num(l_s) ** 2 * sig ** 2, axis=1) + float(insar_noise_m) ** 2
+        root_w = 1.0 / np.sqrt(np.where(var > 0, var, np.inf)) if np.any(var > 0) else np.ones(len(g))
+        root_w = np.where(np.isfinite(root_w) & (root_w > 0), root_w, np.nanmax(root_w))
+    else:
+        root_w = np.ones(len(g))
+
     def design(idx, with_ramp):
         cols_ = [np.ones(idx.sum())]
         if with_ramp:
             cols_ += [x[idx], y[idx]]
         return np.column_stack(cols_)
+
+    def solve(idx, with_ramp):
+        wt = root_w[idx][:, None]
+        return np.linalg.lstsq(design(idx, with_ramp) * wt, sample[idx] * wt[:, 0], rcond=None)[0]
 
     with_ramp = bool(ramp) and use.sum() >= 4
     note = ""
@@ -608,7 +628,7 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
                     f"offset only, no ramp")
     elif ramp:
         note = f"{int(use.sum())} station(s) on valid InSAR pixels: offset only, no ramp"
-    coef = np.linalg.lstsq(design(use, with_ramp), sample[use], rcond=None)[0]
+    coef = solve(use, with_ramp)
     if use.sum() >= 5:
         resid = sample[use] - design(use, with_ramp) @ coef
         scale = float(_robust_sigma(resid, axis=None))
@@ -617,7 +637,7 @@ def fit_reference_ramp(los_m, unit, gnss_enu_m, station_rows, station_cols, pixe
             use_idx = np.flatnonzero(use)
             use = np.zeros_like(use)
             use[use_idx[keep]] = True
-            coef = np.linalg.lstsq(design(use, with_ramp), sample[use], rcond=None)[0]
+            coef = solve(use, with_ramp)
     c0 = float(coef[0])
     cx, cy = (float(coef[1]), float(coef[2])) if with_ramp else (0.0, 0.0)
     xx = (np.arange(w) + 0.5) * pixel_m
@@ -991,6 +1011,8 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
             notes.append(f"{name}: no pixel has epochs on both sides of the event")
             continue
         noise = track_noise_m(resid, f_ep)
+        # unweighted: per-station sigmas from 121 days are themselves noisy, and weights
+        # drawn from them made the offset/ramp worse on synthetic scenes
         corrected, coef = fit_reference_ramp(b, unit, net, rows_s, cols_s, pixel_m, ramp=ramp)
         if coef["note"]:
             notes.append(f"{name}: {coef['note']}")

@@ -37,11 +37,13 @@ from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
 from .model import DualBranchNet, ModelConfig, parameter_count
 from .modelfile import load_model, save_model
+from .runtime import Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import SceneConfig, SceneSampler, model_epoch_days
 
 
-class TrainingCancelled(Exception):
-    """Raised after the checkpoint is saved when the cancel callback returns True."""
+#: Raised after the checkpoint is saved when the cancel callback returns True: the one
+#: :class:`.runtime.Cancelled`.
+TrainingCancelled = Cancelled
 
 
 @dataclass
@@ -70,18 +72,6 @@ class TrainConfig:
 #: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
 #: (~15 s cold, ~4 s from inductor's cache; it saves ~10 ms per 16 scenes of 64 px).
 COMPILE_OKADA_MIN_SCENES = 10_000
-
-
-def select_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("DEVICE=cuda was asked for, but PyTorch sees no CUDA GPU "
-                           f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}).")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ValueError(f"Unknown device {name!r}; use auto, cpu or cuda.")
-    return torch.device(name)
 
 
 def batch_to_inputs(batch, scene: SceneConfig):

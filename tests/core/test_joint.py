@@ -151,6 +151,19 @@ def test_fit_reference_ramp_recovers_an_offset_and_a_ramp():
     assert_allclose([coef["offset_m"], coef["ramp_east_m_per_m"], coef["ramp_north_m_per_m"]],
                     [c0, cx, cy], rtol=5e-3, atol=1e-4)
     assert_allclose(corrected, true_los, atol=2e-4)
+    # a station with a wrong GNSS value and a huge sigma barely moves a weighted fit (4
+    # stations: too few for the outlier rejection, which would drop it otherwise)
+    r4, c4 = np.array([10.3, 12.7, 50.2, 48.9]), np.array([8.1, 70.4, 12.6, 66.2])
+    sx, sy = c4 * pixel, -r4 * pixel
+    g_bad = np.stack([1e-3 * np.sin(sx / 2e4), 2e-3 * np.cos(sy / 3e4), 5e-3 * np.sin((sx + sy) / 2.5e4)]).T
+    g_bad[0] += 0.5
+    sigma = np.full((4, 3), 1e-3)
+    sigma[0] = 10.0
+    _, weighted = fit_reference_ramp(observed, unit, g_bad, r4, c4, pixel, gnss_sigma_m=sigma)
+    assert weighted["method"] == "offset+ramp"
+    assert_allclose(weighted["offset_m"], c0, atol=1e-3)
+    _, plain = fit_reference_ramp(observed, unit, g_bad, r4, c4, pixel)
+    assert abs(plain["offset_m"] - c0) > 0.01
     # two stations: offset only; none on data: the median
     _, coef2 = fit_reference_ramp(observed, unit, g[:2], rows[:2], cols[:2], pixel)
     assert coef2["method"] == "offset" and coef2["ramp_east_m_per_m"] == 0.0
