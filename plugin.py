@@ -20,6 +20,38 @@ def add_dependency_dir():
         sys.path.insert(0, DEPENDENCY_DIR)
 
 
+#: GDAL messages QGIS provokes while loading our inputs in qgis_process and that mean nothing
+#: to the user: the histogram of a constant band (the first epoch of a cumulative series).
+_QUIET_GDAL_MESSAGES = ("dfMax should be strictly greater than dfMin",)
+
+
+def _gdal_error_handler(err_class, err_no, message):
+    """GDAL's default output, less :data:`_QUIET_GDAL_MESSAGES`."""
+    if any(text in message for text in _QUIET_GDAL_MESSAGES):
+        return
+    from osgeo import gdal
+    prefix = {gdal.CE_Warning: "Warning", gdal.CE_Failure: "ERROR", gdal.CE_Fatal: "FATAL"}.get(err_class)
+    if prefix is not None:
+        sys.stderr.write(f"{prefix} {err_no}: {message}\n")
+
+
+def quiet_gdal_in_qgis_process():
+    """In qgis_process: no ``*.aux.xml`` beside the user's inputs, no histogram noise.
+
+    qgis_process loads every input raster as a layer, and QGIS's default renderer computes
+    statistics and a histogram for it: GDAL then saves them in ``<input>.aux.xml`` beside
+    the user's file and, for a constant band, prints ``ERROR 5: ... dfMax should be strictly
+    greater than dfMin``. Only in qgis_process (one command, one process): the desktop keeps
+    GDAL's defaults. Returns whether it applied.
+    """
+    if QgsApplication.instance() is None or QgsApplication.platform() != "qgis_process":
+        return False
+    from osgeo import gdal
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+    gdal.PushErrorHandler(_gdal_error_handler)      # this thread's: where qgis_process loads layers
+    return True
+
+
 class InsarGnss3dPlugin:
     """Registers and removes the ``insargnss3d`` Processing provider."""
 
@@ -31,6 +63,7 @@ class InsarGnss3dPlugin:
         """Register the provider (called by qgis_process too)."""
         from .algorithms.provider import InsarGnss3dProvider
         add_dependency_dir()
+        quiet_gdal_in_qgis_process()
         if self.provider is None:
             self.provider = InsarGnss3dProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
