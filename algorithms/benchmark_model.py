@@ -21,7 +21,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     GROUP = "Evaluation"
     HELP = (
         "The evaluation of Okada & Fukushima (JpGU 2025): on SCENES synthetic scenes drawn from "
-        "SEED, the CNN is compared with the two classical peers a user would otherwise run, "
+        "SEED, the CNN is compared with the three classical peers a user would otherwise run, "
         "component by component:<br>"
         "<b>cnn</b>: the model on the scene's InSAR time series (interpolated onto its epochs), "
         "LOS, DEM and daily GNSS;<br>"
@@ -30,7 +30,11 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         "into east and up with the per-pixel LOS vectors, north neglected (NaN), as MintPy "
         "asc_desc2horz_vert / LiCSBAS decomposeLOS;<br>"
         "<b>interpolation</b>: thin-plate spline of the stations' net displacements (median of "
-        "the last 7 days minus the first 7).<br>"
+        "the last 7 days minus the first 7);<br>"
+        "<b>joint</b>: joint InSAR + GNSS least squares per pixel (as combineinsargnss: every "
+        "acquisition fitted with the GNSS network's time function, each track's offset and ramp "
+        "tied to GNSS, noise per track from the fit, bounded kriging prior of the stations; Wang "
+        "& Wright 2012, Guglielmino et al. 2011).<br>"
         "Scores per scene, component and method: mSSIM (Wang et al. 2004, Gaussian window "
         "sigma 1.5 px, data range = max - min of the truth component, pixels without a value "
         "left out) and RMSE [m].<br>"
@@ -45,7 +49,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         "max_abs_scene_m (largest |truth| of any component), coverage (fraction of pixels "
         "scored); NaN where a method gives nothing.<br>"
         "<b>REPORT</b>: HTML with mSSIM against maximum displacement (log axis; panels east, "
-        "north, up; the CNN beside both peers), medians per method and component over all "
+        "north, up; the CNN beside the three peers), medians per method and component over all "
         "scenes and over scenes above 10 mm, and example maps.<br>"
         "Same SEED, same scenes, for every model and machine.")
 
