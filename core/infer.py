@@ -21,6 +21,7 @@ import torch
 from .features import (displacement_scale, gnss_relative, gnss_series_input, network_inputs,
                        remove_epoch_offsets)
 from .model import kriging_tile, station_net_displacement
+from .runtime import Cancelled
 
 
 def station_reach_px(model) -> float:
@@ -32,8 +33,8 @@ def station_reach_px(model) -> float:
     return 4.0 * max(model.config.gnss_scales_px)
 
 
-class InferenceCancelled(Exception):
-    """The cancel callback returned True."""
+#: Cancelling inference raises the one :class:`.runtime.Cancelled`.
+InferenceCancelled = Cancelled
 
 
 def tile_starts(length: int, tile: int, overlap: int):

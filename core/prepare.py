@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -52,7 +52,7 @@ from .insar_io import (LosSource, TrackEpochs, TrackSource, check_los_angles, ch
                        los_paths, read_los, to_los_m, track_epochs)
 from .raster import grid_epsg, open_raster, raster_bounds, srs_from_wkt, utm_grid  # noqa: F401
 from .raster import warp_float32 as warp
-from .runtime import AtomicPath
+from .runtime import AtomicPath, CancelFn, Cancelled, ProgressFn, check_canceled, report
 
 gdal.UseExceptions()
 
@@ -68,12 +68,8 @@ BLOCK_PIXELS = 4_000_000
 #: GDAL block cache while inputs stream through the warper [bytes] (see gdal_cache_limit).
 GDAL_CACHE_BYTES = 256 * 2 ** 20
 
-ProgressFn = Optional[Callable[[float, str], None]]
-CancelFn = Optional[Callable[[], bool]]
-
-
-class ExtractionCancelled(Exception):
-    """The ``is_canceled`` callback returned True; nothing was written."""
+#: Cancelling an extraction raises the one :class:`.runtime.Cancelled`.
+ExtractionCancelled = Cancelled
 
 
 # --------------------------------------------------------------------------- inputs
@@ -312,14 +308,8 @@ class PreparedScene:
     notes: List[str] = field(default_factory=list)
 
 
-def _check(is_canceled: CancelFn):
-    if is_canceled is not None and is_canceled():
-        raise ExtractionCancelled("Cancelled by the user; no output was written.")
-
-
-def _report(progress: ProgressFn, fraction: float, message: str = ""):
-    if progress is not None:
-        progress(float(fraction), message)
+_check = check_canceled
+_report = report
 
 
 def check_tracks(asc: Optional[TrackSource], desc: Optional[TrackSource], scene) -> List[str]:
@@ -713,7 +703,7 @@ def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
     Tiles of ``tile_px`` overlapping by ``overlap_px`` are blended without seams; NaN where
     no tile had InSAR data.
     """
-    from .infer import InferenceCancelled, predict_scene
+    from .infer import predict_scene
 
     def tile_progress(fraction):
         _report(progress, fraction, "network")
@@ -723,5 +713,5 @@ def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              tile_px=tile_px, overlap_px=overlap_px, device=device,
                              progress=tile_progress, is_canceled=is_canceled)
-    except InferenceCancelled as exc:
-        raise ExtractionCancelled("Cancelled by the user; no output was written.") from exc
+    except Cancelled as exc:
+        raise Cancelled("Cancelled by the user; no output was written.") from exc
