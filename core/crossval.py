@@ -1,0 +1,142 @@
+"""Checks that need no truth: leave-one-station-out errors and LOS residuals on real data.
+
+Each chosen GNSS station is removed in turn; the network (with its data-consistency step),
+the joint InSAR + GNSS peer and GNSS interpolation are rerun without it, and their 3-D
+displacement at the station is compared with the station's own net displacement, an
+observation none of them saw (METHOD.md, "Real-data checks without truth"). Frames:
+:mod:`.conventions`; positions in the working grid's frame (origin upper-left, x east,
+y north, metres).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+#: Methods compared, in table order.
+METHODS = ("cnn", "joint", "interpolation")
+
+
+def station_net_m(prepared) -> np.ndarray:
+    """Net east/north/up [m] of every station of a prepared scene over the window, (S, 3)."""
+    from .baselines import gnss_net_displacement
+    from .gnss_io import GnssSeries
+
+    s, d = prepared.gnss_m.shape[:2]
+    if s == 0:
+        return np.zeros((0, 3))
+    series = GnssSeries(list(prepared.stations), prepared.gnss_xy_m[:, 0].astype(np.float64),
+                        prepared.gnss_xy_m[:, 1].astype(np.float64),
+                        prepared.window_start + np.arange(d), prepared.gnss_m.astype(np.float64))
+    return gnss_net_displacement(series)
+
+
+def nearest_to_largest(prepared, count: Optional[int] = None, within_m: Optional[float] = None) -> List[int]:
+    """Indices of the stations nearest the one with the largest net motion.
+
+    ``count`` nearest (all by default), optionally only those within ``within_m`` [m].
+    """
+    net = station_net_m(prepared)
+    size = np.linalg.norm(np.nan_to_num(net), axis=1)
+    if size.size == 0:
+        return []
+    xy = prepared.gnss_xy_m
+    dist = np.hypot(*(xy - xy[int(np.argmax(size))]).T)
+    order = [int(i) for i in np.argsort(dist) if np.isfinite(net[i]).all()]
+    if within_m is not None:
+        order = [i for i in order if dist[i] <= within_m]
+    return order[:count] if count is not None else order
+
+
+def _without(prepared, index: int):
+    keep = np.arange(len(prepared.stations)) != index
+    return dataclasses.replace(prepared, gnss_m=prepared.gnss_m[keep], gnss_xy_m=prepared.gnss_xy_m[keep],
+                               stations=[s for s, k in zip(prepared.stations, keep) if k])
+
+
+def _fields(prepared, model, scene, device, event_day, methods):
+    """Each method's (3, H, W) field [m] on the prepared scene."""
+    from .baselines import interpolate_gnss
+    from .consistency import consistent_extraction
+    from .joint import estimate_scene
+    from .prepare import run_model
+    from .synthetic import model_epoch_days
+
+    out = {}
+    if "cnn" in methods:
+        network = run_model(prepared, model, device=device)
+        out["cnn"] = consistent_extraction(prepared, network, scene, event_day)[0][:3]
+    days = model_epoch_days(scene)
+    if "joint" in methods:
+        series = [e if np.isfinite(e).any() else None for e in prepared.insar_epochs_m]
+        out["joint"] = estimate_scene(series, [days, days], list(prepared.los), prepared.gnss_m,
+                                      prepared.gnss_xy_m, prepared.grid.pixel_size, event_day=event_day,
+                                      fallback_linear=True).estimate_m
+    if "interpolation" in methods:
+        h, w = prepared.grid.height, prepared.grid.width
+        px = prepared.grid.pixel_size
+        gx, gy = np.meshgrid((np.arange(w) + 0.5) * px, -(np.arange(h) + 0.5) * px)
+        net = station_net_m(prepared)
+        field = np.full((3, h, w), np.nan)
+        for k in range(3):
+            try:
+                field[k] = interpolate_gnss(prepared.gnss_xy_m[:, 0], prepared.gnss_xy_m[:, 1], net[:, k],
+                                            gx, gy, method="thin_plate")
+            except ValueError:
+                pass                     # too few stations: the peer gives nothing (NaN)
+        out["interpolation"] = field
+    return out
+
+
+def leave_one_out(prepared, model, scene, indices: Sequence[int], device="cpu",
+                  event_day: Optional[float] = None, methods: Sequence[str] = METHODS,
+                  progress: Optional[Callable[[float, str], None]] = None) -> List[dict]:
+    """Leave-one-station-out 3-D errors (one row per station and method).
+
+    Parameters
+    ----------
+    prepared : PreparedScene
+        The scene with every station (:func:`.prepare.prepare_scene`).
+    model, scene
+        The network and its :class:`.synthetic.SceneConfig` (:func:`.modelfile.load_model`).
+    indices : sequence of int
+        Stations to leave out, in turn (e.g. :func:`nearest_to_largest`).
+    event_day : float, optional
+        Step at this window day instead of the GNSS time function.
+
+    Returns
+    -------
+    list of dict
+        ``station``, ``method``, ``observed_m`` and ``predicted_m`` (east, north, up),
+        ``error_3d_m`` (Euclidean norm of the difference; NaN where the method gives nothing
+        there) and ``distance_to_largest_m``.
+    """
+    from .benchmark import sample_at
+
+    net = station_net_m(prepared)
+    size = np.linalg.norm(np.nan_to_num(net), axis=1)
+    origin = prepared.gnss_xy_m[int(np.argmax(size))] if size.size else np.zeros(2)
+    rows = []
+    for n, i in enumerate(indices):
+        fields = _fields(_without(prepared, i), model, scene, device, event_day, methods)
+        at = prepared.gnss_xy_m[i:i + 1]
+        for method in methods:
+            pred = sample_at(np.asarray(fields[method], dtype=np.float64), at, prepared.grid.pixel_size)[:, 0]
+            rows.append({"station": prepared.stations[i], "method": method,
+                         "observed_m": [float(v) for v in net[i]], "predicted_m": [float(v) for v in pred],
+                         "error_3d_m": float(np.linalg.norm(pred - net[i])),
+                         "distance_to_largest_m": float(np.hypot(*(prepared.gnss_xy_m[i] - origin)))})
+        if progress is not None:
+            progress((n + 1) / len(indices), f"left out {prepared.stations[i]} ({n + 1} of {len(indices)})")
+    return rows
+
+
+def median_errors(rows: Sequence[dict]) -> dict:
+    """Median leave-one-out 3-D error [m] per method (NaN rows ignored)."""
+    out = {}
+    for method in METHODS:
+        values = [r["error_3d_m"] for r in rows if r["method"] == method and np.isfinite(r["error_3d_m"])]
+        out[method] = float(np.median(values)) if values else float("nan")
+    return out

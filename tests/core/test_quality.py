@@ -1,0 +1,31 @@
+"""Training-range and exceedance warnings of an extraction."""
+
+import numpy as np
+
+from insar_gnss_3d.core.quality import exceedance_warnings, range_warnings
+from insar_gnss_3d.core.synthetic import SceneConfig
+
+
+def test_a_scene_inside_the_training_ranges_gives_no_warning():
+    xy = np.array([[x, -y] for x in (10e3, 35e3, 60e3) for y in (10e3, 35e3, 60e3)])
+    notes = range_warnings(SceneConfig(), (64, 64), 1000.0, xy, np.full((9, 3), 0.1), [np.full((64, 64), 0.2)])
+    assert notes == []
+
+
+def test_large_scene_large_motion_and_few_stations_are_warned_about():
+    xy = np.array([[100e3, -100e3], [110e3, -101e3]])
+    notes = range_warnings(SceneConfig(), (400, 300), 1000.0, xy, np.array([[2.0, 0, 0], [0.5, 0, 0]]),
+                           [np.full((400, 300), 0.1)])
+    text = " ".join(n.text for n in notes)
+    assert all(n.level == "warning" for n in notes)
+    assert "6.2 times the model's training scenes" in text
+    assert "2.00 m, exceeds the largest the model was trained on (1 m)" in text
+    assert "Only 2 GNSS station(s)" in text
+
+
+def test_output_beyond_twice_the_observations_is_warned_about():
+    out = np.zeros((3, 10, 10))
+    out[2, 5, 5] = 5.5
+    notes = exceedance_warnings(out, np.array([[0.3, 0.2, 1.8]]), [np.full((10, 10), 1.0)])
+    assert len(notes) == 1 and "|up| reaches 5.50 m" in notes[0].text
+    assert exceedance_warnings(out * 0.5, np.array([[0.3, 0.2, 1.8]]), []) == []
