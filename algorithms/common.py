@@ -82,11 +82,80 @@ class InsarGnssAlgorithm(QgsProcessingAlgorithm):
         """Call after an HTML report was written (so the dialog may say so)."""
         InsarGnssAlgorithm._REPORT_WRITTEN[self.name()] = True
 
+    # -- parameter values ---------------------------------------------------------------------
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Numbers outside their range get a sentence with the range; option numbers are accepted.
+
+        QGIS's own check says only "Incorrect parameter value for X", and it refuses the
+        option numbers that ``qgis_process help`` advertises ("Number of selected option")
+        for enums with static strings.
+        """
+        parameters = dict(parameters)
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            value = parameters.get(name)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if definition.type() == "enum":
+                word = _enum_word(definition, value)
+                if word is not None:
+                    parameters[name] = word
+                elif definition.usesStaticStrings() and str(value) not in definition.options():
+                    return False, (f"{name}: '{value}' is not one of {', '.join(definition.options())} "
+                                   f"(or their numbers 0-{len(definition.options()) - 1}).")
+            elif definition.type() == "number" and isinstance(value, (int, float, str)):
+                message = _number_problem(definition, value)
+                if message:
+                    return False, message
+        return super().checkParameterValues(parameters, context)
+
+    def parameterAsEnumString(self, parameters, name, context):  # noqa: N802
+        """The option's word, also when the option's number was given (``DEVICE=1``)."""
+        word = _enum_word(self.parameterDefinition(name), parameters.get(name))
+        return word if word is not None else super().parameterAsEnumString(parameters, name, context)
+
     def hasHtmlOutputs(self):  # noqa: N802
         """True only when the last run of this algorithm wrote its HTML report."""
         if not self.TRACKS_REPORT:
             return super().hasHtmlOutputs()
         return bool(super().hasHtmlOutputs() and InsarGnssAlgorithm._REPORT_WRITTEN.get(self.name()))
+
+
+def _enum_word(definition, value):
+    """Word of a static-string enum option given by its number (``1`` or ``"1"``), else None."""
+    if definition is None or definition.type() != "enum" or not definition.usesStaticStrings():
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value).strip()
+    options = definition.options()
+    if text in options or not text.isdigit():
+        return None
+    index = int(text)
+    return options[index] if index < len(options) else None
+
+
+def _number_problem(definition, value):
+    """Sentence for a number parameter value that is not a number or lies outside its range."""
+    name, label = definition.name(), definition.description()
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{name} ({label}): '{value}' is not a number."
+    integer = definition.dataType() == definition.Integer
+    if integer and number != int(number):
+        return f"{name} ({label}): {value} must be a whole number."
+    low, high = definition.minimum(), definition.maximum()
+    low_ok, high_ok = abs(low) < 1e300, abs(high) < 1e300
+    if (low_ok and number < low) or (high_ok and number > high):
+        if low_ok and high_ok:
+            allowed = f"from {low:g} to {high:g}"
+        elif low_ok:
+            allowed = f"at least {low:g}"
+        else:
+            allowed = f"at most {high:g}"
+        return f"{name} ({label}) = {number:g} is outside its range: give a value {allowed}."
+    return None
 
 
 def check_canceled(feedback):
