@@ -200,7 +200,7 @@ class SynthesizeSceneAlgorithm(InsarGnssAlgorithm):
                 results[key] = path
             for key, vec in ((self.LOS_ASC, arrays.los[0]), (self.LOS_DESC, arrays.los[1])):
                 path = output_path(self, parameters, key, context)
-                write_raster(path, grid, vec, ("east", "north", "up"))
+                write_raster(path, grid, vec, ("east", "north", "up"), unit="")   # unit vectors
                 written.append(path)
                 results[key] = path
             path = output_path(self, parameters, self.DEM_OUT, context)

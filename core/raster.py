@@ -260,7 +260,7 @@ class RasterWriter:
     """
 
     def __init__(self, path: str, grid: Grid, descriptions: Sequence[str],
-                 nodata: float = float("nan"), pixel_size_y: Optional[float] = None):
+                 nodata: float = float("nan"), pixel_size_y: Optional[float] = None, unit: str = "m"):
         self.path = path
         self.file = AtomicPath(path, remove=gdal.GetDriverByName("GTiff").Delete)
         self.part_path = self.file.part
@@ -279,6 +279,8 @@ class RasterWriter:
             band = self.ds.GetRasterBand(i + 1)
             band.SetDescription(text)
             band.SetNoDataValue(nodata)
+            if unit:   # GDAL's band unit ("m"); "" for unitless bands such as LOS unit vectors
+                band.SetUnitType(unit)
         self.committed = False
 
     def write(self, data: np.ndarray, row0: int = 0, col0: int = 0):
@@ -314,16 +316,18 @@ def write_raster(path: str, grid: Grid, data: np.ndarray, descriptions: Sequence
         writer.commit()
 
 
-def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> str:
+def diverging_qml(band: int, limit: float, label: str = "displacement [m]", unit: str = "m") -> str:
     """QGIS layer style: single-band pseudocolour, blue-white-red ramp centred on zero.
 
-    ``limit`` is the symmetric colour range [-limit, +limit] in data units.
+    ``limit`` is the symmetric colour range [-limit, +limit] in data units; every legend
+    label carries ``unit`` (class labels and the continuous legend's suffix).
     """
+    suffix = f" {unit}" if unit else ""
     limit = float(limit) if np.isfinite(limit) and limit > 0 else 1e-3
     stops = [(-1.0, "#2166ac"), (-0.5, "#67a9cf"), (-0.15, "#d1e5f0"), (0.0, "#f7f7f7"),
              (0.15, "#fddbc7"), (0.5, "#ef8a62"), (1.0, "#b2182b")]
     items = "\n".join(
-        f'            <item alpha="255" value="{s * limit:.6g}" label="{s * limit:.4g}" color="{c}"/>'
+        f'            <item alpha="255" value="{s * limit:.6g}" label="{s * limit:.4g}{suffix}" color="{c}"/>'
         for s, c in stops)
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22" styleCategories="AllStyleCategories">
@@ -334,6 +338,8 @@ def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> s
         <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
                          minimumValue="{-limit:.6g}" maximumValue="{limit:.6g}" labelPrecision="4">
 {items}
+          <rampLegendSettings minimumLabel="" maximumLabel="" prefix="" suffix="{suffix}" direction="0"
+                              useContinuousLegend="1" orientation="2"/>
         </colorrampshader>
       </rastershader>
     </rasterrenderer>
@@ -344,11 +350,11 @@ def diverging_qml(band: int, limit: float, label: str = "displacement [m]") -> s
 """
 
 
-def write_diverging_style(raster_path: str, band: int, limit: float) -> str:
+def write_diverging_style(raster_path: str, band: int, limit: float, unit: str = "m") -> str:
     """Write ``<raster basename>.qml`` beside the raster: QGIS loads it as the default style."""
     qml_path = os.path.splitext(raster_path)[0] + ".qml"
     with AtomicPath(qml_path) as part, open(part, "w", encoding="utf-8") as f:
-        f.write(diverging_qml(band, limit))
+        f.write(diverging_qml(band, limit, unit=unit))
     return qml_path
 
 
