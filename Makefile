@@ -14,13 +14,14 @@ export PYTHONPATH := $(BUILD)/plugins
 export QT_QPA_PLATFORM := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup lint test test-fast demo bench deploy package clean
+.PHONY: help setup lint test test-fast demo bench train deploy package clean
 
 help:
 	@echo "make demo     install what is missing, then run the full pipeline on built-in defaults"
 	@echo "make test     install what is missing, then run the whole test suite"
 	@echo "make lint     ruff (pyflakes, pycodestyle, naming, bugbear, numpydoc docstrings; pyproject.toml)"
 	@echo "make bench    performance figures against named peers"
+	@echo "make train    resume the model's training campaign for MINUTES=$(MINUTES) (MODEL_DIR=$(MODEL_DIR))"
 	@echo "make deploy   link the plugin into your QGIS profile and fill its dependency folder"
 	@echo "make package  build dist/insar_gnss_3d-$(VERSION).zip for the plugin repository"
 
@@ -63,6 +64,16 @@ test-fast: setup
 
 demo: setup
 	$(PY) scripts/demo.py --output $(BUILD)/demo $(DEMO_ARGS)
+
+# training campaign: resume from $(MODEL_DIR)/insar_gnss_3d.ckpt (or start from the model
+# there), train for MINUTES of wall clock, write model, checkpoint and history.json there
+MINUTES ?= 120
+MODEL_DIR ?= resources/models
+TRAIN_ARGS ?=
+train: $(VENV)/.installed $(PLUGIN_LINK)
+	$(PY) -m insar_gnss_3d.core.train --model-dir $(MODEL_DIR) --minutes $(MINUTES) \
+		--validate-every-minutes 15 $(TRAIN_ARGS)
+	$(PY) scripts/model_card.py --history $(MODEL_DIR)/history.json
 
 bench: setup
 	@# peers timed beside our code (not plugin dependencies); a failed install only skips them

@@ -9,7 +9,14 @@ training device. One code path for one CPU, one GPU and several GPUs:
   (NCCL on GPUs, gloo on CPUs); every rank draws its own scenes from ``seed + rank``;
   rank 0 validates, checkpoints and writes the model file;
 * a checkpoint after every epoch (and on cancel); ``--resume`` (default on) continues
-  from it with the same optimiser, schedule and generator states.
+  from it with the same optimiser, schedule and generator states;
+* a time budget (``--minutes``, ``make train MINUTES=N``): train until the wall-clock budget
+  is spent, stopping at a step boundary, validating every ``--validate-every-minutes`` and at
+  the end. With ``--model-dir`` (a training *campaign*) the folder holds the model
+  (``insar_gnss_3d.pt``), the checkpoint (``insar_gnss_3d.ckpt``) and the history
+  (``history.json``); every session resumes from the checkpoint (or starts from the model
+  there when there is none yet) and rewrites all three, atomically, at each validation point.
+  SIGINT/SIGTERM end a session like a spent budget (validate, write, exit).
 
 Loss = L1 (scaled units) + ``ssim_weight`` * (1 - mean SSIM per component), so training
 serves the mSSIM evaluation (Wang et al. 2004; :func:`.metrics.ssim_torch`).
@@ -65,6 +72,11 @@ class TrainConfig:
     checkpoint_dir: str = ""
     init_model: str = ""
     resume: bool = True
+    #: wall-clock budget [min]; > 0: train until it is spent (``epochs`` is then ignored)
+    minutes: float = 0.0
+    validate_every_minutes: float = 10.0
+    #: campaign folder: model, checkpoint and history (see the module docstring)
+    model_dir: str = ""
     model: dict = field(default_factory=dict)
     scene: dict = field(default_factory=dict)
 
@@ -72,6 +84,12 @@ class TrainConfig:
 #: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
 #: (~15 s cold, ~4 s from inductor's cache; it saves ~10 ms per 16 scenes of 64 px).
 COMPILE_OKADA_MIN_SCENES = 10_000
+
+#: File names inside a campaign folder (``--model-dir``).
+MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json"
+#: Columns of the training history (one entry per validation point).
+HISTORY_KEYS = ("session", "epoch", "scenes_seen", "minutes", "train_loss", "val_loss", "val_mssim_east",
+                "val_mssim_north", "val_mssim_up", "seconds")
 
 
 def batch_to_inputs(batch, scene: SceneConfig):
@@ -120,8 +138,21 @@ class Trainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        if cfg.init_model:
-            self.model, self.scene, _ = load_model(cfg.init_model, device=self.device)
+        if cfg.model_dir and cfg.minutes <= 0:
+            raise ValueError("A campaign folder (model_dir) needs a time budget (minutes > 0).")
+        # a campaign's checkpoint says which network and scenes it trains; read it first
+        self.resume_state = self._read_checkpoint() if cfg.resume else None
+        init_model = cfg.init_model
+        if cfg.model_dir and self.resume_state is None and not init_model:
+            candidate = os.path.join(cfg.model_dir, MODEL_FILE)
+            init_model = candidate if os.path.exists(candidate) else ""
+        self.init_model = init_model
+        state = self.resume_state or {}
+        if "model_config" in state:
+            self.model = DualBranchNet(ModelConfig.from_dict(state["model_config"])).to(self.device)
+            self.scene = SceneConfig.from_dict({**state["scene_config"], **cfg.scene})
+        elif init_model:
+            self.model, self.scene, _ = load_model(init_model, device=self.device)
             self.model.train()
             if cfg.scene:
                 self.scene = SceneConfig.from_dict({**self.scene.to_dict(), **cfg.scene})
@@ -141,18 +172,31 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate,
                                            weight_decay=cfg.weight_decay)
         warmup = max(1, int(cfg.warmup_fraction * total))
+        #: fraction of the session's time budget spent (rank 0's clock, shared under DDP)
+        self.time_fraction = 0.0
+        #: a timed session's peak learning rate relative to ``learning_rate`` (set per session)
+        self.session_peak = 1.0
 
         def lr_factor(step):
-            # linear warm-up, then cosine decay to 2 % (Loshchilov & Hutter 2017, SGDR)
-            progress = min(step, total) / total
-            return min(1.0, (step + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+            # linear warm-up, then cosine decay to 2 % (Loshchilov & Hutter 2017, SGDR); with
+            # a time budget every session is one such cycle over its wall-clock time (a warm
+            # restart per session)
+            if cfg.minutes > 0:
+                progress = min(1.0, self.time_fraction)
+                ramp = self.session_peak * min(1.0, (progress + 1e-3) / max(cfg.warmup_fraction, 1e-3))
+            else:
+                progress = min(step, total) / total
+                ramp = min(1.0, (step + 1) / warmup)
+            return ramp * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor)
         self.use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported()
                           else torch.float16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
-        if self.device.type == "cuda" or cfg.samples * cfg.epochs >= COMPILE_OKADA_MIN_SCENES:
+        long_run = (cfg.minutes >= 10.0 if cfg.minutes > 0
+                    else cfg.samples * cfg.epochs >= COMPILE_OKADA_MIN_SCENES)
+        if self.device.type == "cuda" or long_run:
             # on a GPU the eager Okada kernel is hundreds of small launches per scene, the
             # compiled one a few; on a CPU it makes a 64 px batch ~10 % faster to generate.
             # It falls back to the eager kernel, with a warning, where it cannot compile.
@@ -161,48 +205,120 @@ class Trainer:
                                     dem_m=dem_m, stations_xy_m=stations_xy_m)
         self.validation = None
         if self.rank == 0:
-            val = SceneSampler(self.scene, seed=10_000_019 + cfg.seed, device=self.device,
+            # a resumed campaign keeps its first session's validation scenes (comparable history)
+            seed = int(json.loads(state["config"]).get("seed", cfg.seed)) if "config" in state else cfg.seed
+            val = SceneSampler(self.scene, seed=10_000_019 + seed, device=self.device,
                                dem_m=dem_m, stations_xy_m=stations_xy_m)
             self.validation = [batch_to_inputs(val.sample(min(16, cfg.validation_samples - i)), self.scene)
                                for i in range(0, cfg.validation_samples, 16)]
         self.epoch = 0
-        self.history = {"epoch": [], "train_loss": [], "val_loss": [], "val_mssim_east": [],
-                        "val_mssim_north": [], "val_mssim_up": [], "seconds": []}
+        self.step = 0                  # optimiser steps over all sessions
+        self.scenes_seen = 0           # training scenes over all ranks and sessions
+        self.minutes_before = 0.0      # wall minutes of the earlier sessions
+        self.session = 0
+        self.stop_requested = False    # set (e.g. by a signal handler) to end a timed session
+        self.history = {k: [] for k in HISTORY_KEYS}
+        if init_model and "model_config" not in state:
+            # a model's life goes on: count the scenes its file says it was trained on
+            recipe = load_model(init_model)[2].get("training", {})
+            planned = int(recipe.get("samples", 0)) * int(recipe.get("epochs", 0))
+            self.scenes_seen = int(recipe.get("scenes_seen", planned))
 
     # -- checkpoints -----------------------------------------------------------------------
     def checkpoint_path(self):
-        """Path of the rolling checkpoint (None without a checkpoint folder)."""
+        """Path of the rolling checkpoint (None without a checkpoint folder).
+
+        In a campaign (``model_dir``) all ranks resume from rank 0's checkpoint, which only
+        rank 0 writes; otherwise each rank has its own file in ``checkpoint_dir``.
+        """
+        if self.cfg.model_dir:
+            return os.path.join(self.cfg.model_dir, CHECKPOINT_FILE)
         if not self.cfg.checkpoint_dir:
             return None
         return os.path.join(self.cfg.checkpoint_dir, f"checkpoint_rank{self.rank}.pt")
 
-    def save_checkpoint(self):
-        """Model, optimiser, schedule, scaler, generator state and history after ``self.epoch``."""
+    def _read_checkpoint(self):
         path = self.checkpoint_path()
-        if path is None:
+        if path is None or not os.path.exists(path):
+            return None
+        try:
+            return torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise RuntimeError(f"The checkpoint {path} cannot be read ({str(exc).splitlines()[0][:200]}); "
+                               "move it away or train with --no-resume.") from exc
+
+    def checkpoint_state(self):
+        """Everything a later session needs: tensors and plain data (``weights_only``-safe)."""
+        return {"epoch": self.epoch, "step": self.step, "scenes_seen": self.scenes_seen,
+                "minutes": self.elapsed_minutes(), "session": self.session,
+                "model": self.model.state_dict(), "model_config": self.model.config.to_dict(),
+                "scene_config": self.scene.to_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "generator": self.sampler.generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "history": self.history,
+                "config": json.dumps(asdict(self.cfg))}
+
+    def save_checkpoint(self):
+        """Model, optimiser, schedule, scaler, generator state and history, atomically."""
+        path = self.checkpoint_path()
+        if path is None or (self.cfg.model_dir and self.rank != 0):
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        state = {"epoch": self.epoch, "model": self.model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict(), "generator": self.sampler.generator.get_state(),
-                 "history": self.history, "config": json.dumps(asdict(self.cfg))}
-        torch.save(state, path + ".part")
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        torch.save(self.checkpoint_state(), path + ".part")
         os.replace(path + ".part", path)
 
     def load_checkpoint(self) -> bool:
         """Resume from the checkpoint when it exists; returns whether it did."""
-        path = self.checkpoint_path()
-        if path is None or not os.path.exists(path):
+        state = self.resume_state if self.resume_state is not None else self._read_checkpoint()
+        if state is None:
             return False
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise RuntimeError(f"The checkpoint {self.checkpoint_path()} was written for another network "
+                               f"({str(exc).splitlines()[0][:200]}); move it away or train with "
+                               "--no-resume.") from exc
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.sampler.generator.set_state(state["generator"].cpu())
-        self.history = state["history"]
+        if self.cfg.model_dir and self.rank != 0:
+            # only rank 0's generator is saved: the other ranks reseed, per session
+            session = int(state.get("session", 0)) + 1
+            self.sampler.generator.manual_seed(self.cfg.seed + 1 + self.rank + 1_000_003 * session)
+        else:
+            self.sampler.generator.set_state(state["generator"].cpu())
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        self.history = {k: list(state["history"].get(k, [])) for k in HISTORY_KEYS}
         self.epoch = int(state["epoch"])
+        self.step = int(state.get("step", 0))
+        self.scenes_seen = int(state.get("scenes_seen", 0))
+        self.minutes_before = float(state.get("minutes", 0.0))
+        self.session = int(state.get("session", 0))
+        self.resume_state = None            # free the copy
         return True
+
+    def elapsed_minutes(self):
+        """Wall-clock minutes of training over all sessions so far."""
+        start = getattr(self, "_session_start", None)
+        return self.minutes_before + (0.0 if start is None else (time.time() - start) / 60.0)
+
+    def history_records(self):
+        """The history as one dict per validation point (what ``history.json`` holds)."""
+        h = self.history
+        def plain(value):
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+        return [{k: plain(h[k][i]) for k in HISTORY_KEYS if i < len(h[k])} for i in range(len(h["val_loss"]))]
+
+    def write_history(self, path):
+        """``history.json``: the recipe and one record per validation point, atomically."""
+        payload = {"format": "insar_gnss_3d-history", "model_config": self.model.config.to_dict(),
+                   "scene_config": self.scene.to_dict(), "parameters": parameter_count(self.model),
+                   "recipe": {k: v for k, v in asdict(self.cfg).items() if k not in ("model", "scene")},
+                   "world_size": self.world, "points": self.history_records()}
+        with open(path + ".part", "w") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(path + ".part", path)
 
     # -- steps -------------------------------------------------------------------------------
     def train_step(self, inputs, target):
@@ -237,10 +353,12 @@ class Trainer:
         return float(np.mean(losses)), {k: float(np.mean(v)) for k, v in scores.items()}
 
     def fit(self, output_path: Optional[str] = None):
-        """Train for the configured epochs (resuming when a checkpoint exists)."""
+        """Train for the configured epochs or time budget (resuming when a checkpoint exists)."""
         cfg = self.cfg
         if cfg.resume:
             self.load_checkpoint()
+        if cfg.minutes > 0:
+            return self._fit_for_time(output_path)
         total_steps = cfg.epochs * self.steps_per_epoch
         while self.epoch < cfg.epochs:
             start, losses = time.time(), []
@@ -251,29 +369,118 @@ class Trainer:
                                             f"checkpoint kept in {cfg.checkpoint_dir or '(none)'}.")
                 inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
                 losses.append(self.train_step(inputs, target))
+                self.step += 1
+                self.scenes_seen += cfg.batch_size * self.world
                 done = self.epoch * self.steps_per_epoch + step + 1
                 self.progress(done / total_steps, f"epoch {self.epoch + 1}/{cfg.epochs} "
                                                   f"step {step + 1}/{self.steps_per_epoch} loss {losses[-1]:.4f}")
             self.epoch += 1
             if self.rank == 0:
-                val_loss, mssim = self.validate()
+                self._record(losses, time.time() - start, self.epoch)
                 h = self.history
-                h["epoch"].append(self.epoch)
-                h["train_loss"].append(float(np.mean(losses)))
-                h["val_loss"].append(val_loss)
-                for k, v in mssim.items():
-                    h[f"val_mssim_{k}"].append(v)
-                h["seconds"].append(time.time() - start)
                 self.progress(self.epoch * self.steps_per_epoch / total_steps,
-                              f"epoch {self.epoch}: train {h['train_loss'][-1]:.4f} val {val_loss:.4f} "
-                              f"mSSIM E {mssim['east']:.3f} N {mssim['north']:.3f} U {mssim['up']:.3f} "
-                              f"({h['seconds'][-1]:.0f} s)")
+                              f"epoch {self.epoch}: train {h['train_loss'][-1]:.4f} val {h['val_loss'][-1]:.4f} "
+                              f"mSSIM E {h['val_mssim_east'][-1]:.3f} N {h['val_mssim_north'][-1]:.3f} "
+                              f"U {h['val_mssim_up'][-1]:.3f} ({h['seconds'][-1]:.0f} s)")
             self.save_checkpoint()
         if self.rank == 0 and output_path:
             self.save(output_path)
         if self.world > 1:
             dist.barrier()
         return self.history
+
+    def _record(self, losses, seconds, epoch):
+        """Validate (rank 0) and append a history point."""
+        val_loss, mssim = self.validate()
+        h = self.history
+        h["session"].append(self.session)
+        h["epoch"].append(epoch)
+        h["scenes_seen"].append(self.scenes_seen)
+        h["minutes"].append(round(self.elapsed_minutes(), 3))
+        h["train_loss"].append(float(np.mean(losses)) if losses else float("nan"))
+        h["val_loss"].append(val_loss)
+        for k, v in mssim.items():
+            h[f"val_mssim_{k}"].append(v)
+        h["seconds"].append(seconds)
+
+    def _shared_clock(self, start, budget_s):
+        """(time fraction spent, stop?) by rank 0's clock and stop flag, the same on every rank."""
+        fraction = (time.time() - start) / budget_s
+        stop = fraction >= 1.0 or self.stop_requested
+        if self.world > 1:
+            flags = torch.tensor([fraction, float(stop)] if self.rank == 0 else [0.0, 0.0],
+                                 dtype=torch.float64, device=self.device)
+            dist.all_reduce(flags)                       # only rank 0 adds non-zeros
+            fraction, stop = float(flags[0]), bool(flags[1] > 0)
+        return fraction, stop
+
+    def _write_campaign(self, output_path):
+        """Model, history and checkpoint (rank 0), each atomically; the checkpoint last."""
+        if self.rank != 0:
+            return
+        if output_path:
+            self.save(output_path)
+        if self.cfg.model_dir:
+            self.write_history(os.path.join(self.cfg.model_dir, HISTORY_FILE))
+        self.save_checkpoint()
+
+    def _fit_for_time(self, output_path):
+        """One session of ``cfg.minutes`` of wall clock: steps until the budget is spent.
+
+        Validation (and writing model, history and checkpoint) every
+        ``validate_every_minutes`` and at the end; a session that starts from a model
+        without a history validates first, so its history starts from where it began.
+        """
+        cfg = self.cfg
+        if cfg.model_dir:
+            os.makedirs(cfg.model_dir, exist_ok=True)
+            output_path = output_path or os.path.join(cfg.model_dir, MODEL_FILE)
+        budget_s = 60.0 * cfg.minutes
+        self.session += 1
+        # the sessions' peaks decay as 1/sqrt(scenes seen) (the inverse-square-root schedule,
+        # Vaswani et al. 2017, over sessions): a resumed session refines instead of undoing
+        self.session_peak = min(1.0, math.sqrt(max(1, cfg.samples) / max(1, self.scenes_seen)))
+        if self.rank == 0 and not self.history["val_loss"]:
+            self._record([], 0.0, self.scenes_seen / cfg.samples)
+            self._report_point()
+        start = self._session_start = time.time()
+        last_validation, losses = start, []
+        while True:
+            if self.is_canceled():
+                self.save_checkpoint()
+                raise TrainingCancelled(f"Training cancelled after {self.scenes_seen} scenes; "
+                                        f"checkpoint kept in {self.checkpoint_path() or '(none)'}.")
+            self.time_fraction, stop = self._shared_clock(start, budget_s)
+            if stop:
+                break
+            inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
+            losses.append(self.train_step(inputs, target))
+            self.step += 1
+            self.scenes_seen += cfg.batch_size * self.world
+            self.epoch = self.scenes_seen // max(1, cfg.samples)
+            now = time.time()
+            self.progress(min(1.0, (now - start) / budget_s),
+                          f"step {self.step} ({self.scenes_seen} scenes) loss {losses[-1]:.4f}")
+            if self.rank == 0 and now - last_validation >= 60.0 * cfg.validate_every_minutes:
+                self._record(losses, now - last_validation, self.scenes_seen / cfg.samples)
+                self._report_point()
+                self._write_campaign(output_path)
+                last_validation, losses = time.time(), []
+        if self.rank == 0:
+            self._record(losses, time.time() - last_validation, self.scenes_seen / cfg.samples)
+            self._report_point()
+            self._write_campaign(output_path)
+        if self.world > 1:
+            dist.barrier()
+        return self.history
+
+    def _report_point(self):
+        h = self.history
+        self.progress(min(1.0, self.time_fraction),
+                      f"validation at {h['scenes_seen'][-1]} scenes, {h['minutes'][-1]:.1f} min: "
+                      f"train {h['train_loss'][-1]:.4f} val {h['val_loss'][-1]:.4f} "
+                      f"mSSIM E {h['val_mssim_east'][-1]:.3f} N {h['val_mssim_north'][-1]:.3f} "
+                      f"U {h['val_mssim_up'][-1]:.3f}")
 
     def save(self, path: str):
         """Write the model file with the recipe and the last validation scores."""
@@ -284,6 +491,8 @@ class Trainer:
         recipe["world_size"] = self.world
         recipe["parameters"] = parameter_count(self.model)
         recipe["command"] = " ".join(sys.argv)
+        recipe.update(scenes_seen=self.scenes_seen, minutes=round(self.elapsed_minutes(), 3),
+                      init_model=self.init_model)
         save_model(path, self.model, self.scene, recipe, history=h, validation=validation)
 
 
@@ -294,11 +503,23 @@ def build_parser():
         prog="python -m insar_gnss_3d.core.train",
         description="Train the InSAR-GNSS 3D dual-branch CNN on synthetic scenes generated on the fly. "
                     "Several GPUs: torchrun --nproc_per_node=N -m insar_gnss_3d.core.train ...")
-    p.add_argument("--output", required=True, help="model file to write (.pt)")
+    p.add_argument("--output", default="", help="model file to write (.pt); required without --model-dir")
+    p.add_argument("--minutes", type=float, default=d.minutes,
+                   help="wall-clock budget of this session [min]: train until it is spent, then validate and "
+                        "write (--epochs is then ignored; the learning rate makes one warm-up + cosine cycle "
+                        "over the budget)")
+    p.add_argument("--validate-every-minutes", type=float, default=d.validate_every_minutes,
+                   help="with --minutes: validate and write model, history and checkpoint this often")
+    p.add_argument("--model-dir", default="",
+                   help="campaign folder (with --minutes): resume from its insar_gnss_3d.ckpt, or start "
+                        "from its insar_gnss_3d.pt when there is no checkpoint; write model, checkpoint "
+                        "and history.json there")
     p.add_argument("--samples", type=int, default=d.samples, help="scenes per epoch, all ranks together")
     p.add_argument("--epochs", type=int, default=d.epochs, help="number of epochs (the final epoch's weights are kept)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="scenes per step and rank")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate, help="peak AdamW learning rate (warm-up, then cosine decay)")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
+                   help="peak AdamW learning rate (warm-up, then cosine decay); with --minutes, session peaks "
+                        "are this times min(1, sqrt(samples / scenes seen))")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     p.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of (1 - SSIM) in the loss")
     p.add_argument("--validation-samples", type=int, default=d.validation_samples, help="fixed-seed validation scenes")
@@ -323,7 +544,13 @@ def main(argv=None):
                       ssim_weight=args.ssim_weight, validation_samples=args.validation_samples,
                       seed=args.seed, device=args.device, amp=not args.no_amp, threads=args.threads,
                       checkpoint_dir=args.checkpoint_dir, init_model=args.init_model,
-                      resume=not args.no_resume, model=json.loads(args.model), scene=json.loads(args.scene))
+                      resume=not args.no_resume, model=json.loads(args.model), scene=json.loads(args.scene),
+                      minutes=args.minutes, validate_every_minutes=args.validate_every_minutes,
+                      model_dir=args.model_dir)
+    if not args.output and not args.model_dir:
+        raise SystemExit("Give --output (a model file) or --model-dir (a campaign folder).")
+    if args.model_dir and args.minutes <= 0:
+        raise SystemExit("--model-dir needs a time budget: --minutes N.")
     dem = None
     if args.dem:
         from .raster import read_raster
@@ -334,16 +561,30 @@ def main(argv=None):
             raise SystemExit(f"--dem pixel size {grid.pixel_size} differs from the scene pixel {scene.pixel_m} m.")
 
     def report(fraction, message):
-        if int(os.environ.get("RANK", "0")) == 0 and (message.startswith("epoch ") and ":" in message):
+        if int(os.environ.get("RANK", "0")) == 0 and message.startswith(("epoch ", "validation ")) and ":" in message:
             print(f"[{100 * fraction:5.1f} %] {message}", flush=True)
 
     trainer = Trainer(cfg, dem_m=dem, progress=report)
+    if cfg.minutes > 0:
+        # Ctrl-C / kill: end the session at the next step boundary, validate and write
+        import signal
+
+        def stop(signum, frame):
+            trainer.stop_requested = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, stop)
     if trainer.rank == 0:
+        start = (f"resuming {trainer.checkpoint_path()}" if trainer.resume_state is not None
+                 else f"starting from {trainer.init_model}" if trainer.init_model else "starting from scratch")
+        budget = f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch"
         print(f"device {trainer.device}, world size {trainer.world}, "
-              f"{parameter_count(trainer.model):,} parameters, {trainer.steps_per_epoch} steps/epoch", flush=True)
-    trainer.fit(args.output)
+              f"{parameter_count(trainer.model):,} parameters, {budget}, {start}", flush=True)
+    trainer.fit(args.output or None)
     if trainer.rank == 0:
-        print(f"wrote {args.output}", flush=True)
+        written = args.output or os.path.join(args.model_dir, MODEL_FILE)
+        extra = (f", {os.path.join(args.model_dir, CHECKPOINT_FILE)}, {os.path.join(args.model_dir, HISTORY_FILE)}"
+                 if args.model_dir else "")
+        print(f"wrote {written}{extra} ({trainer.scenes_seen} scenes seen in all)", flush=True)
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -208,3 +208,83 @@ def test_thin_plate_spline_is_exact_for_affine_fields_and_interpolates_stations(
     grid = thin_plate_spline(xy_c, vals, torch.ones((1, 4), dtype=torch.bool), 64, 64, smoothing=0.0)
     for (x, y), v in zip(xy_c[0].tolist(), vals[0, :, 0].tolist()):
         assert abs(float(grid[0, 0, int(y), int(x)]) - v) < 1e-5
+
+
+# -- training campaign: time budget, resume from the committed checkpoint -------------------
+#: scenes where a tiny network keeps learning for the first minute (strong signal, weak noise)
+LEARNABLE_SCENE = dict(TINY_SCENE, turbulence_sigma_m=(0.0, 2e-3), max_displacement_m=(0.05, 1.0),
+                       decorrelated_fraction=(0.0, 0.0), epoch_offset_m=0.0)
+
+
+def campaign_config(folder, **kw):
+    base = dict(samples=64, batch_size=4, validation_samples=16, learning_rate=1e-3, threads=1,
+                minutes=0.15, validate_every_minutes=0.1, model_dir=str(folder),
+                scene=dict(LEARNABLE_SCENE), model=dict(TINY_MODEL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_timed_sessions_resume_the_campaign_and_improve_validation(tmp_path):
+    import json
+    first = Trainer(campaign_config(tmp_path))
+    first.fit()
+    files = {name: tmp_path / name for name in ("insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json")}
+    assert all(f.exists() for f in files.values())
+    points1 = json.loads(files["history.json"].read_text())["points"]
+    assert points1[0]["scenes_seen"] == 0 and points1[0]["train_loss"] is None   # start, untrained
+    assert len(points1) >= 3 and points1[-1]["scenes_seen"] > 0
+    state = torch.load(files["insar_gnss_3d.ckpt"], weights_only=True)
+    assert state["scenes_seen"] == points1[-1]["scenes_seen"] == first.scenes_seen
+    assert {"model", "optimizer", "scheduler", "generator", "torch_rng"} <= set(state)
+
+    second = Trainer(campaign_config(tmp_path))
+    assert second.resume_state is not None
+    second.fit()
+    points2 = json.loads(files["history.json"].read_text())["points"]
+    assert points2[: len(points1)] == points1                     # the history goes on
+    seen = [p["scenes_seen"] for p in points2]
+    assert seen == sorted(seen) and seen[-1] > seen[len(points1) - 1]
+    assert points2[-1]["minutes"] > points1[-1]["minutes"]
+    assert points2[-1]["val_loss"] <= points1[-1]["val_loss"]
+    assert points2[-1]["val_loss"] < 0.8 * points1[0]["val_loss"]
+    _, _, payload = load_model(str(files["insar_gnss_3d.pt"]))
+    assert payload["training"]["scenes_seen"] == seen[-1]
+    assert payload["validation"]["val_loss"] == points2[-1]["val_loss"]
+
+
+def test_a_stop_request_ends_a_session_at_a_step_with_validation_and_files(tmp_path):
+    steps = []
+    trainer = Trainer(campaign_config(tmp_path, minutes=5.0, validate_every_minutes=5.0))
+
+    def progress(fraction, message):          # what SIGINT/SIGTERM do under the command line
+        steps.extend(message.split()[:1] if message.startswith("step ") else [])
+        trainer.stop_requested = len(steps) >= 3
+    trainer.progress = progress
+    trainer.fit()
+    assert trainer.step == 3 and trainer.scenes_seen == 12
+    points = __import__("json").loads((tmp_path / "history.json").read_text())["points"]
+    assert [p["scenes_seen"] for p in points] == [0, 12]
+    assert torch.load(tmp_path / "insar_gnss_3d.ckpt", weights_only=True)["step"] == 3
+
+
+def test_a_campaign_starts_from_the_model_in_its_folder(tmp_path):
+    model = DualBranchNet(ModelConfig(epochs=TINY_SCENE["model_epochs"], **TINY_MODEL))
+    save_model(str(tmp_path / "insar_gnss_3d.pt"), model, SceneConfig.from_dict(TINY_SCENE),
+               {"samples": 100, "epochs": 3})
+    trainer = Trainer(campaign_config(tmp_path, scene={}, model={}))
+    assert trainer.init_model == str(tmp_path / "insar_gnss_3d.pt")
+    assert trainer.scenes_seen == 300              # the model's life goes on
+    for a, b in zip(model.state_dict().values(), trainer.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_default_network_with_its_checkpoint_stays_under_15_mb(tmp_path):
+    # what a campaign commits: model file + checkpoint (weights + AdamW's two moments + history)
+    trainer = Trainer(TrainConfig(minutes=1.0, model_dir=str(tmp_path), validation_samples=1, batch_size=1,
+                                  scene={"size_px": 16}))         # parameters do not depend on the size
+    trainer.train_step(*trainer.validation[0])                     # AdamW's state exists after a step
+    trainer._record([1.0], 1.0, 0.0)
+    trainer._write_campaign(str(tmp_path / "insar_gnss_3d.pt"))
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    assert sizes["insar_gnss_3d.ckpt"] > 2.5 * sizes["insar_gnss_3d.pt"]      # the moments are in it
+    assert sizes["insar_gnss_3d.pt"] + sizes["insar_gnss_3d.ckpt"] < 15e6

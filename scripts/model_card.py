@@ -1,0 +1,72 @@
+"""The README's model-section table, read from a training campaign's ``history.json``.
+
+``make train`` (``python -m insar_gnss_3d.core.train --model-dir resources/models --minutes N``)
+writes ``resources/models/history.json``: one record per validation point (session, scenes
+seen, wall minutes, train loss, validation loss, validation mSSIM east/north/up on the
+campaign's fixed validation scenes). This prints, as Markdown, the first point and the end of
+every session (``--all``: every point), then one summary line, so the README quotes the
+history instead of numbers typed by hand:
+
+    .venv/bin/python scripts/model_card.py [--history resources/models/history.json] [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+DEFAULT_HISTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "resources", "models", "history.json")
+COLUMNS = (("session", "session", "{}"), ("scenes_seen", "scenes seen", "{:,}"),
+           ("minutes", "wall min", "{:.1f}"), ("train_loss", "train loss", "{:.4f}"),
+           ("val_loss", "val loss", "{:.4f}"), ("val_mssim_east", "val mSSIM E", "{:.3f}"),
+           ("val_mssim_north", "val mSSIM N", "{:.3f}"), ("val_mssim_up", "val mSSIM U", "{:.3f}"))
+
+
+def selected_points(points, every=False):
+    """All points, or the first one and the last one of each session."""
+    if every or not points:
+        return list(points)
+    keep = [0] + [i for i in range(len(points))
+                  if i + 1 == len(points) or points[i + 1].get("session") != points[i].get("session")]
+    return [points[i] for i in sorted(set(keep))]
+
+
+def markdown_table(history: dict, every: bool = False) -> str:
+    """Markdown table (header, separator, one row per selected point) plus a summary line."""
+    points = history.get("points", [])
+    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|" + "---|" * len(COLUMNS)]
+    for p in selected_points(points, every):
+        cells = []
+        for key, _, fmt in COLUMNS:
+            value = p.get(key)
+            cells.append("—" if value is None else fmt.format(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    if points:
+        last = points[-1]
+        lines.append("")
+        lines.append(f"{history.get('parameters', 0):,} parameters; {last['scenes_seen']:,} scenes seen, "
+                     f"{last['minutes']:.0f} wall minutes of training in {last.get('session', 1)} sessions; "
+                     f"validation: {history.get('recipe', {}).get('validation_samples', '?')} fixed-seed "
+                     f"scenes of the training recipe.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Command line: print the table of ``--history``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--history", default=DEFAULT_HISTORY, help="history.json of a campaign")
+    p.add_argument("--all", action="store_true", help="every validation point, not only session ends")
+    args = p.parse_args(argv)
+    if not os.path.exists(args.history):
+        sys.exit(f"{args.history} does not exist yet: run `make train` first.")
+    with open(args.history) as f:
+        history = json.load(f)
+    print(markdown_table(history, every=args.all))
+
+
+if __name__ == "__main__":
+    main()
