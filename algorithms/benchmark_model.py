@@ -8,9 +8,9 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutpu
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterString)
 
+from ..core.conventions import ENU_BANDS as COMPONENTS
+from ..core.runtime import DEVICES, Cancelled
 from .common import InsarGnssAlgorithm, import_torch
-
-COMPONENTS = ("east", "north", "up")
 
 
 class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
@@ -56,7 +56,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     MODEL, SCENES, SEED, DEVICE = "MODEL", "SCENES", "SEED", "DEVICE"
     RECIPE, SCENE_OPTIONS = "RECIPE", "SCENE_OPTIONS"
     OUTPUT_TABLE, REPORT = "OUTPUT_TABLE", "REPORT"
-    DEVICES = ("auto", "cpu", "cuda")
+    DEVICES = DEVICES
     RECIPES = ("model", "stress")
     MEDIAN = {c: f"CNN_MEDIAN_MSSIM_{c.upper()}" for c in COMPONENTS}
 
@@ -133,7 +133,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         try:
             rows = benchmark.run_benchmark(model, scenes, seed, device, progress, feedback.isCanceled,
                                            overrides, dem_path=dem, on_scene=keeper)
-        except benchmark.BenchmarkCancelled as exc:
+        except Cancelled as exc:
             raise QgsProcessingException(f"{exc} No file was written.") from None
         except ModelFileError as exc:
             raise QgsProcessingException(f"MODEL: {exc}") from None

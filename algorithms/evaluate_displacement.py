@@ -3,10 +3,9 @@
 from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer)
 
+from ..core.conventions import ENU_BANDS as COMPONENTS
 from .common import InsarGnssAlgorithm, check_canceled, file_output
 from .insar_inputs import raster_path
-
-COMPONENTS = ("east", "north", "up")
 
 
 class EvaluateDisplacementAlgorithm(InsarGnssAlgorithm):
