@@ -62,7 +62,7 @@ class ImportGnssAlgorithm(InsarGnssAlgorithm):
         start = self.parameterAsString(parameters, self.START_DATE, context).strip() or None
         end = self.parameterAsString(parameters, self.END_DATE, context).strip() or None
 
-        def progress(fraction):
+        def progress(fraction, message):
             check_canceled(feedback)
             feedback.setProgress(70.0 * fraction)
 

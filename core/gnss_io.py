@@ -34,9 +34,11 @@ import csv
 import datetime as _dt
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .runtime import ProgressFn, report
 
 
 @dataclass
@@ -588,7 +590,7 @@ def merge_series(series: Sequence[GnssSeries], labels: Optional[Sequence[str]] =
 
 def read_gnss_files(paths: Sequence[str], start_date=None, end_date=None,
                     relative_to_first: bool = True,
-                    progress: Optional[Callable[[float], None]] = None) -> GnssSeries:
+                    progress: ProgressFn = None) -> GnssSeries:
     """Read and merge ``.tenv3``, ``.pos`` and CSV files (format from the name or content).
 
     All ``.pos`` files of one station share the local frame of its earliest position, so
@@ -603,8 +605,9 @@ def read_gnss_files(paths: Sequence[str], start_date=None, end_date=None,
         Subtract each station's first sample in the window (per component), so every
         series starts at 0 and holds displacement [m]; otherwise keep each format's frame
         (NGL eastings/northings/heights, .pos local ENU, CSV as given).
-    progress : callable, optional
-        Called with the fraction of files read (0-1) after each file; it may raise to stop.
+    progress : callable(fraction, message), optional
+        Called with the fraction of files read (0-1) and the file's name after each file; it
+        may raise to stop.
 
     Returns
     -------
@@ -627,8 +630,7 @@ def read_gnss_files(paths: Sequence[str], start_date=None, end_date=None,
         fmt = detect_format(path)
         data = {"tenv3": read_tenv3, "pos": parse_pos, "csv": read_csv}[fmt](path)
         loaded.append((label, fmt, data))
-        if progress is not None:
-            progress((i + 1) / len(paths))
+        report(progress, (i + 1) / len(paths), f"{label} read")
     # one station, one format: the frames of different formats have different origins
     formats: Dict[str, Tuple[str, str]] = {}
     for label, fmt, data in loaded:
