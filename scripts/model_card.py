@@ -49,7 +49,7 @@ def markdown_table(history: dict, every: bool = False) -> str:
         last = points[-1]
         lines.append("")
         lines.append(f"{history.get('parameters', 0):,} parameters; {last['scenes_seen']:,} scenes seen, "
-                     f"{last['minutes']:.0f} wall minutes of training in {last.get('session', 1)} sessions; "
+                     f"{last['minutes']:.1f} wall minutes of training in {last.get('session', 1)} sessions; "
                      f"validation: {history.get('recipe', {}).get('validation_samples', '?')} fixed-seed "
                      f"scenes of the training recipe.")
     return "\n".join(lines)

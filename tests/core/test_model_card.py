@@ -30,7 +30,7 @@ def test_table_has_the_first_point_and_each_session_end(tmp_path):
     assert [r.split(" | ")[1] for r in rows] == ["0", "30,000", "61,000"]
     assert rows[0].split(" | ")[3] == "—"                          # no training loss before training
     assert "0.3400" in rows[-1] and "0.735" in rows[-1]
-    assert "61,000 scenes seen, 60 wall minutes of training in 2 sessions" in table[-1]
+    assert "61,000 scenes seen, 60.4 wall minutes of training in 2 sessions" in table[-1]
     assert len(_card().markdown_table(history, every=True).splitlines()) == 2 + 5 + 2
     path = tmp_path / "history.json"
     path.write_text(json.dumps(history))

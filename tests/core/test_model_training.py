@@ -288,3 +288,41 @@ def test_the_default_network_with_its_checkpoint_stays_under_15_mb(tmp_path):
     sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
     assert sizes["insar_gnss_3d.ckpt"] > 2.5 * sizes["insar_gnss_3d.pt"]      # the moments are in it
     assert sizes["insar_gnss_3d.pt"] + sizes["insar_gnss_3d.ckpt"] < 15e6
+
+
+def _train_gpu_sh(out, source, nproc, minutes="0.05"):
+    import json
+    env = dict(os.environ, SOURCE_DIR=str(source), MINUTES=minutes, DEVICE="cpu", NPROC=str(nproc),
+               PYTHON=sys.executable, OMP_NUM_THREADS="1",
+               TRAIN_ARGS=f"--scene '{json.dumps(TINY_SCENE)}' --model '{json.dumps(TINY_MODEL)}' "
+                          "--validation-samples 4 --samples 64 --batch-size 4")
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "train_gpu.sh"), str(out)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_train_gpu_script_runs_on_the_cpu_and_leaves_the_campaign_in_out(tmp_path):
+    import json
+    source = tmp_path / "models"
+    source.mkdir()
+    stdout = _train_gpu_sh(tmp_path / "out", source, nproc=1)
+    assert "starting from scratch" in stdout and "world size 1" in stdout
+    for name in ("insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json", "model_card.md", "train.log"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name
+    points = json.loads((tmp_path / "out" / "history.json").read_text())["points"]
+    assert points[-1]["scenes_seen"] > 0
+    load_model(str(tmp_path / "out" / "insar_gnss_3d.pt"))
+    assert not list(source.iterdir())                  # the source campaign is left as it was
+
+
+@pytest.mark.slow
+def test_train_gpu_script_resumes_under_torchrun_with_two_cpu_processes(tmp_path):
+    import json
+    _train_gpu_sh(tmp_path / "first", tmp_path / "none", nproc=1)
+    before = json.loads((tmp_path / "first" / "history.json").read_text())["points"]
+    stdout = _train_gpu_sh(tmp_path / "second", tmp_path / "first", nproc=2, minutes="0.1")
+    assert "world size 2" in stdout and "resuming" in stdout
+    after = json.loads((tmp_path / "second" / "history.json").read_text())["points"]
+    assert after[: len(before)] == before and after[-1]["scenes_seen"] > before[-1]["scenes_seen"]
+    assert load_model(str(tmp_path / "second" / "insar_gnss_3d.pt"))[2]["training"]["world_size"] == 2
