@@ -80,8 +80,8 @@ def _model_parameters():
     device.setUsesStaticStrings(True)
     return [
         number("SEED", "Seed", number.Integer, 1, minValue=0, maxValue=2_147_483_647),
-        QgsProcessingParameterRasterLayer("DEM", "DEM [m] (optional)", optional=True),
-        QgsProcessingParameterExtent("EXTENT", "Scene extent (optional)", optional=True),
+        QgsProcessingParameterRasterLayer("DEM", "DEM [m] (else fractal terrain)", optional=True),
+        QgsProcessingParameterExtent("EXTENT", "Scene extent (else the DEM's centre or central Kyushu)", optional=True),
         number("PIXEL_SIZE", "Pixel size [m]", number.Double, 1000.0, minValue=100.0,
                maxValue=10000.0),
         number("MAX_DISPLACEMENT_M", "Largest |displacement| of the truth [m] (0 = random)",
