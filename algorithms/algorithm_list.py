@@ -14,7 +14,8 @@ def algorithm_classes():
     from .extract_displacement import ExtractDisplacementAlgorithm
     from .train_model import TrainModelAlgorithm
     from .benchmark_model import BenchmarkModelAlgorithm
+    from .cross_validate import CrossValidateAlgorithm
     return [OkadaDisplacementAlgorithm, SynthesizeSceneAlgorithm, ImportGnssAlgorithm,
             InterpolateGnssAlgorithm, DecomposeLosAlgorithm, CombineInsarGnssAlgorithm, ProjectLosAlgorithm,
             EvaluateDisplacementAlgorithm, ExtractDisplacementAlgorithm, TrainModelAlgorithm,
-            BenchmarkModelAlgorithm]
+            BenchmarkModelAlgorithm, CrossValidateAlgorithm]

@@ -34,17 +34,21 @@ def station_net_m(prepared) -> np.ndarray:
 
 
 def nearest_to_largest(prepared, count: Optional[int] = None, within_m: Optional[float] = None) -> List[int]:
-    """Indices of the stations nearest the one with the largest net motion.
+    """Indices of the stations inside the grid nearest the one with the largest net motion.
 
     ``count`` nearest (all by default), optionally only those within ``within_m`` [m].
+    Stations outside the grid (in the margin) cannot be compared with a field and are skipped.
     """
     net = station_net_m(prepared)
     size = np.linalg.norm(np.nan_to_num(net), axis=1)
     if size.size == 0:
         return []
     xy = prepared.gnss_xy_m
+    grid = prepared.grid
+    inside = ((xy[:, 0] >= 0) & (xy[:, 0] < grid.width * grid.pixel_size)
+              & (xy[:, 1] <= 0) & (xy[:, 1] > -grid.height * grid.pixel_size))
     dist = np.hypot(*(xy - xy[int(np.argmax(size))]).T)
-    order = [int(i) for i in np.argsort(dist) if np.isfinite(net[i]).all()]
+    order = [int(i) for i in np.argsort(dist) if np.isfinite(net[i]).all() and inside[i]]
     if within_m is not None:
         order = [i for i in order if dist[i] <= within_m]
     return order[:count] if count is not None else order
@@ -140,3 +144,65 @@ def median_errors(rows: Sequence[dict]) -> dict:
         values = [r["error_3d_m"] for r in rows if r["method"] == method and np.isfinite(r["error_3d_m"])]
         out[method] = float(np.median(values)) if values else float("nan")
     return out
+
+
+#: Columns of the leave-one-out table (CSV).
+TABLE_COLUMNS = ("station", "method", "distance_to_largest_km", "observed_east_m", "observed_north_m",
+                 "observed_up_m", "predicted_east_m", "predicted_north_m", "predicted_up_m", "error_3d_m")
+
+
+def write_table(path: str, rows: Sequence[dict]) -> str:
+    """The leave-one-out rows as CSV (:data:`TABLE_COLUMNS`), atomically."""
+    import csv
+
+    from .runtime import AtomicPath
+
+    with AtomicPath(path) as part, open(part, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(TABLE_COLUMNS)
+        for r in rows:
+            writer.writerow([r["station"], r["method"], f"{r['distance_to_largest_m'] / 1e3:.1f}",
+                             *[f"{v:.6g}" for v in r["observed_m"]], *[f"{v:.6g}" for v in r["predicted_m"]],
+                             f"{r['error_3d_m']:.6g}"])
+    return path
+
+
+def error_figure(rows: Sequence[dict]):
+    """Bar chart: leave-one-out 3-D error [mm] per station (by distance) and method."""
+    from .report import new_figure
+
+    stations = sorted({r["station"] for r in rows},
+                      key=lambda s: next(r["distance_to_largest_m"] for r in rows if r["station"] == s))
+    fig = new_figure(max(5.0, 0.6 * len(stations) + 2.0), 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        values = [next((1e3 * r["error_3d_m"] for r in rows if r["station"] == s and r["method"] == method),
+                       np.nan) for s in stations]
+        ax.bar(np.arange(len(stations)) + (k - 1) * width, values, width, label=method)
+    ax.set_xticks(np.arange(len(stations)), stations, rotation=45, ha="right")
+    ax.set_ylabel("3-D error at the left-out station [mm]")
+    ax.set_title("Leave-one-station-out (stations ordered by distance to the largest motion)")
+    ax.legend()
+    return fig
+
+
+def report_html(rows: Sequence[dict], quality: Optional[dict] = None) -> str:
+    """HTML report: median errors, the bar chart, the table and the LOS residuals per track."""
+    from .report import figure_html, html_document, html_table, paragraph
+
+    med = median_errors(rows)
+    parts = [paragraph("Each station was left out in turn; every method was rerun without it and "
+                       "compared with the station's own net displacement (GNSS as independent truth)."),
+             html_table(["method", "median 3-D error [mm]"], [[m, 1e3 * med[m]] for m in METHODS], ".1f"),
+             figure_html(error_figure(rows), "leave-one-out errors"),
+             html_table(["station", "method", "distance [km]", "3-D error [mm]"],
+                        [[r["station"], r["method"], r["distance_to_largest_m"] / 1e3, 1e3 * r["error_3d_m"]]
+                         for r in rows], ".1f")]
+    if quality:
+        parts.append("<h2>LOS residual of the network's output with every station (data consistency)</h2>")
+        parts.append(html_table(["track", "noise estimate [mm]", "LOS residual RMS [mm]"],
+                                [[t["track"], 1e3 * t["noise_m"], 1e3 * t["los_residual_rms_m"]]
+                                 for t in quality.get("tracks", []) if t.get("used")], ".1f"))
+        parts += [paragraph(f"{n['level'].upper()}: {n['text']}") for n in quality.get("notes", [])]
+    return html_document("InSAR-GNSS 3D: cross-validation without truth", parts)

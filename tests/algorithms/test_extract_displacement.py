@@ -395,3 +395,26 @@ def test_through_qgis_process(qgis_process, scene, model_path, tmp_path):
         assert code != 0
         assert pattern in text, text
         assert no_output(bad)
+
+
+def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, scene, model_path, tmp_path):
+    import csv
+
+    from qgis.core import QgsProcessingException
+
+    params = base_params(scene, model_path, tmp_path / "unused.tif")
+    del params["OUTPUT"]
+    params.update({"STATIONS_OUT": "2", "OUTPUT_TABLE": str(tmp_path / "loo.csv"),
+                   "REPORT": str(tmp_path / "sub" / "loo.html")})
+    result = run_alg("crossvalidate", params)
+    with open(result["OUTPUT_TABLE"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["cnn", "joint", "interpolation"] * 2
+    assert len({r["station"] for r in rows}) == 2
+    for r in rows:
+        observed = np.array([float(r[f"observed_{c}_m"]) for c in ("east", "north", "up")])
+        predicted = np.array([float(r[f"predicted_{c}_m"]) for c in ("east", "north", "up")])
+        assert float(r["error_3d_m"]) == pytest.approx(np.linalg.norm(predicted - observed), rel=1e-4)
+    assert "cross-validation" in (tmp_path / "sub" / "loo.html").read_text()
+    with pytest.raises(QgsProcessingException, match="STATIONS_OUT: NOPE not among"):
+        run_alg("crossvalidate", {**params, "STATIONS_OUT": "NOPE"})
