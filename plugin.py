@@ -5,6 +5,11 @@ import sys
 
 from qgis.core import QgsApplication
 
+#: Plugins menu entry of the plugin's actions.
+MENU = "InSAR-GNSS 3D"
+#: QgsSettings key: the one-time offer to install PyTorch was made.
+OFFERED_KEY = "insar_gnss_3d/dependencies_offered"
+
 #: Folder filled by ``make deploy`` (``pip install --target``) with torch and friends,
 #: for QGIS installations whose Python has no torch.
 DEPENDENCY_DIR = os.path.join(os.path.dirname(__file__), "deps")
@@ -69,11 +74,51 @@ class InsarGnss3dPlugin:
             QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self):  # noqa: N802
-        """Desktop start-up: the provider is all the plugin adds."""
+        """Desktop start-up: the provider, a menu action that installs PyTorch, a first-run offer.
+
+        The offer is made once (a QgsSettings flag), only when torch is missing.
+        """
         self.initProcessing()
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+        self.install_action = QAction(QIcon(os.path.join(os.path.dirname(__file__), "resources", "icon.svg")),
+                                      "Install PyTorch (dependencies of the CNN algorithms)...",
+                                      self.iface.mainWindow())
+        self.install_action.triggered.connect(self.install_dependencies)
+        self.iface.addPluginToMenu(MENU, self.install_action)
+        from qgis.PyQt.QtCore import QTimer
+        QTimer.singleShot(3000, self.offer_dependencies)     # once QGIS's window is up
+
+    def offer_dependencies(self):
+        """First run without torch: ask once whether to install it now."""
+        from qgis.core import QgsSettings
+        from .dependencies import command_text, install_command, missing_dependencies
+        settings = QgsSettings()
+        if settings.value(OFFERED_KEY, False, type=bool) or not missing_dependencies():
+            return
+        settings.setValue(OFFERED_KEY, True)
+        from qgis.PyQt.QtWidgets import QMessageBox
+        answer = QMessageBox.question(
+            self.iface.mainWindow(), "InSAR-GNSS 3D",
+            "The CNN algorithms (extract, synthesize, train, benchmark) need PyTorch, which QGIS does "
+            "not include. Install it now into the plugin's folder (internet needed, about 200 MB)?\n\n"
+            f"The command:\n{command_text(install_command())}\n\nLater: Plugins > {MENU} > Install PyTorch.",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes)
+        if answer == QMessageBox.Yes:
+            self.install_dependencies()
+
+    def install_dependencies(self):
+        """Run pip with QGIS's Python behind a progress dialog."""
+        from .dependencies import DependencyInstaller
+        self.installer = DependencyInstaller(self.iface.mainWindow())
+        self.installer.start()
 
     def unload(self):
-        """Remove the provider."""
+        """Remove the provider and the menu action."""
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        action = getattr(self, "install_action", None)
+        if action is not None and self.iface is not None:
+            self.iface.removePluginMenu(MENU, action)
+            self.install_action = None

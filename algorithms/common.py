@@ -11,22 +11,20 @@ from qgis.PyQt.QtGui import QIcon
 
 from .provider import ICON_PATH
 
-#: Exact command that installs the Python packages the CNN algorithms need into the
-#: plugin's dependency folder (what ``make deploy`` runs).
-TORCH_INSTALL_HINT = (
-    "PyTorch is not available in QGIS's Python. Install it with:\n"
-    "  python3 -m pip install --target \"{deps}\" torch==2.13.0 'numpy<2'\n"
-    "(or run 'make deploy' in the plugin's source folder), then restart QGIS.")
+#: Algorithms that import torch (the CNN, the scene generator and what builds on them).
+TORCH_ALGORITHMS = frozenset({"extractdisplacement", "synthesizescene", "trainmodel", "benchmarkmodel",
+                              "crossvalidate", "combineinsargnss"})
 
 
 def import_torch():
     """Import torch or raise a QgsProcessingException that says how to install it."""
-    from ..plugin import DEPENDENCY_DIR, add_dependency_dir
+    from ..plugin import add_dependency_dir
     add_dependency_dir()
     try:
         import torch
     except ImportError as exc:
-        raise QgsProcessingException(TORCH_INSTALL_HINT.format(deps=DEPENDENCY_DIR)) from exc
+        from ..dependencies import missing_message
+        raise QgsProcessingException(missing_message(["torch"])) from exc
     return torch
 
 
@@ -81,6 +79,19 @@ class InsarGnssAlgorithm(QgsProcessingAlgorithm):
     def report_written(self):
         """Call after an HTML report was written (so the dialog may say so)."""
         InsarGnssAlgorithm._REPORT_WRITTEN[self.name()] = True
+
+    def canExecute(self):  # noqa: N802
+        """False, with what is missing and how to install it, when PyTorch is not available.
+
+        The toolbox asks before opening the dialog, so a user without torch learns it before
+        filling in the parameters, not at Run.
+        """
+        if self.name() in TORCH_ALGORITHMS:
+            from ..dependencies import missing_dependencies, missing_message
+            missing = missing_dependencies()
+            if missing:
+                return False, missing_message(missing)
+        return True, ""
 
     # -- parameter values ---------------------------------------------------------------------
     def checkParameterValues(self, parameters, context):  # noqa: N802
