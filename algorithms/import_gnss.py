@@ -4,7 +4,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessin
                        QgsProcessingParameterBoolean, QgsProcessingParameterFeatureSink,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterString)
 
-from .common import InsarGnssAlgorithm, check_canceled
+from .common import InsarGnssAlgorithm, check_canceled, sink_destination_check
 from .gnss_layer import create_gnss_sink, write_gnss_features
 
 
@@ -56,6 +56,7 @@ class ImportGnssAlgorithm(InsarGnssAlgorithm):
         """Read, merge, optionally filter, then write in one go."""
         from ..core.gnss_io import common_mode_filter, read_gnss_files
 
+        sink_destination_check(self, parameters, self.OUTPUT, context)      # before any work
         paths = self.parameterAsFileList(parameters, self.FILES, context)
         if not paths:
             raise QgsProcessingException("FILES: give at least one .tenv3, .pos or CSV file.")

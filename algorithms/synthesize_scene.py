@@ -13,7 +13,7 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, Qgs
 from qgis.PyQt.QtCore import QVariant
 
 from .common import (InsarGnssAlgorithm, check_canceled, import_torch, load_styled, output_path,
-                     transform_extent, utm_crs_for)
+                     output_paths_first, transform_extent, utm_crs_for)
 
 #: Default scene: central Kyushu (131.0 E, 32.8 N), 96 km square.
 DEFAULT_CENTRE_LONLAT = (131.0, 32.8)
@@ -124,8 +124,11 @@ class SynthesizeSceneAlgorithm(InsarGnssAlgorithm):
         import numpy as np
         from ..core.geometry import Grid
         from ..core.synthetic import SceneConfig, SceneSampler, scene_arrays
-        from ..core.insar_io import warp_to_grid
+        from ..core.raster import warp_to_grid
 
+        output_paths_first(self, parameters, context, (self.INSAR_ASC, self.INSAR_DESC, self.LOS_ASC,
+                                                       self.LOS_DESC, self.DEM_OUT, self.TRUTH, self.GNSS,
+                                                       self.FAULT))      # before any work
         seed = self.parameterAsInt(parameters, self.SEED, context)
         pixel_m = self.parameterAsDouble(parameters, self.PIXEL_SIZE, context)
         start = self._start_date(parameters, context)

@@ -5,6 +5,7 @@ folder that cannot be created (its parent is a file); a real write decides, not 
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,17 @@ def test_no_html_claim_after_a_cancel(run_alg, provider, pair, tmp_path):
     assert fresh("evaluatedisplacement").hasHtmlOutputs() is False
     result = run_alg("evaluatedisplacement", {**pair, "REPORT": str(tmp_path / "e.html")})
     assert result["REPORT"] and fresh("evaluatedisplacement").hasHtmlOutputs() is True
+
+
+def test_vector_and_scene_outputs_are_checked_first(run_alg, tmp_path):
+    from qgis.core import QgsProcessingException
+    tenv3 = str(Path(__file__).resolve().parents[2] / "resources" / "gnss" / "MANE_2018.tenv3")
+    with pytest.raises(QgsProcessingException, match=r"^OUTPUT: cannot write in the folder /proc"):
+        run_alg("importgnss", {"FILES": [tenv3], "OUTPUT": f"{UNWRITABLE}/g.gpkg"})
+    assert run_alg("importgnss", {"FILES": [tenv3], "OUTPUT": "TEMPORARY_OUTPUT"})["OUTPUT"]
+    keys = ("INSAR_ASC", "INSAR_DESC", "LOS_ASC", "LOS_DESC", "DEM_OUT", "TRUTH")
+    params = {"SEED": 3, "PIXEL_SIZE": 4000, **{k: str(tmp_path / f"{k}.tif") for k in keys},
+              "GNSS": str(tmp_path / "g.gpkg"), "FAULT": f"{_blocked(tmp_path)}/fault.gpkg"}
+    with pytest.raises(QgsProcessingException, match=r"^FAULT: the folder .* cannot be created"):
+        run_alg("synthesizescene", params)
+    assert not any(tmp_path.glob("*.tif"))                  # refused before the first raster
