@@ -41,9 +41,9 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
         "sum over components (d - p)^2 / sp^2, with l the LOS unit vector, s the track's noise, "
         "p and sp the bounded GNSS prior (simple kriging of the stations' net displacements: "
         "it reverts to zero far from the network, where its standard deviation rises to the "
-        "stations' RMS motion); sp is widened when the tracks disagree with the prior beyond "
-        "both uncertainties. North is resolved mainly by GNSS: the two look directions see it "
-        "weakly.<br>" + INSAR_HELP +
+        "stations' RMS motion); s is the series noise and the uncertainty of the fitted "
+        "reference surface (from the station residuals) added in quadrature. North is resolved "
+        "mainly by GNSS: the two look directions see it weakly.<br>" + INSAR_HELP +
         "<b>GNSS</b>: points, one per station per day (fields chosen with STATION_FIELD, "
         "DATE_FIELD, EAST_FIELD, NORTH_FIELD, UP_FIELD; metres, any constant offset; gaps "
         "allowed). Stations within max(30 km, a quarter of the scene's larger side) of the scene "

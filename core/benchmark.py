@@ -230,15 +230,17 @@ def joint_field(arrays, net_m, pixel_m, **options):
     Every acquisition of each track enters the fit with the GNSS time function; each track is
     referenced (offset + ramp) to the stations' net displacement ``net_m``; the prior is the
     bounded kriging of ``net_m`` (:func:`.gnss_prior.kriging_prior`). When no station moves
-    significantly the time function is linear in time (noted). ``options`` go to
-    :func:`.joint.estimate_scene`.
+    significantly the time function is linear in time (noted). The prior's standard deviation
+    is not rescaled (``scale_prior=False``, see :func:`.joint.estimate_scene`). ``options``
+    go to :func:`.joint.estimate_scene`.
     """
     from .joint import estimate_scene
 
     series = [s if np.isfinite(s).any() else None for s in arrays.insar_m]
     units = list(arrays.los)
     result = estimate_scene(series, list(arrays.acq_days), units, arrays.gnss_m, arrays.gnss_xy_m,
-                            pixel_m, net_m=net_m, fallback_linear=True, **options)
+                            pixel_m, net_m=net_m, fallback_linear=True,
+                            **{"scale_prior": False, **options})
     return result.estimate_m.astype(np.float32), [f"joint: {n}" for n in result.notes]
 
 

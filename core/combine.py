@@ -172,7 +172,7 @@ def combine_scene(asc, desc, gnss_dates, gnss_enu_m, gnss_x, gnss_y, stations: S
     names = [s for s, k in zip(stations, keep) if k]
     joint = estimate_scene(series, epoch_days, units_list, gnss[keep], xy, grid.pixel_size,
                            gnss_days=np.arange(days, dtype=np.float64), event_day=event_day,
-                           station_names=names)
+                           station_names=names, scale_prior=False)
     _check(is_canceled)
     result = np.concatenate([joint.estimate_m, joint.std_m]).astype(np.float32)
     quality = dict(joint.quality)
