@@ -67,11 +67,13 @@ from .runtime import BUNDLED_MODEL, AtomicPath, CancelFn, Cancelled, ProgressFn
 KYUSHU_DEM = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "resources", "dem", "kyushu_srtm_500m.tif")
 
-METHODS = ("cnn", "decomposition", "interpolation", "joint")
+#: ``cnn`` is the product: the network with its data-consistency step (:mod:`.consistency`);
+#: ``network`` the network's field before that step.
+METHODS = ("cnn", "network", "decomposition", "interpolation", "joint")
 COMPONENTS = ENU_BANDS
 #: Columns of the long table (:func:`write_csv`), in order.
 COLUMNS = ("scene", "component", "max_abs_truth_m", "method", "mssim", "rmse_m",
-           "max_abs_scene_m", "coverage")
+           "max_abs_scene_m", "coverage", "within_1sigma", "within_2sigma")
 #: Scenes are drawn from ``seed + SEED_OFFSET`` (see the module docstring).
 SEED_OFFSET = 500_000_003
 #: The summary also reports scenes whose largest |displacement| exceeds this [m].
@@ -258,17 +260,28 @@ def net_displacement(arrays):
     return gnss_net_displacement(series)
 
 
-def score_rows(index, truth, predictions):
-    """Table rows (:data:`COLUMNS`) of one scene: every method x component."""
+def score_rows(index, truth, predictions, std_m=None):
+    """Table rows (:data:`COLUMNS`) of one scene: every method x component.
+
+    ``std_m`` (3, H, W): the CNN's standard deviation; its rows then carry the fraction of
+    pixels whose |error| lies within one and two standard deviations (NaN elsewhere).
+    """
     from .metrics import component_scores
 
     max_scene = float(np.nanmax(np.abs(truth)))
     rows = []
     for method in METHODS:
-        for s in component_scores(predictions[method], truth, COMPONENTS):
+        for k, s in enumerate(component_scores(predictions[method], truth, COMPONENTS)):
+            within = (float("nan"), float("nan"))
+            if method == "cnn" and std_m is not None:
+                err = np.abs(np.asarray(predictions[method][k], dtype=np.float64) - truth[k])
+                ok = np.isfinite(err) & np.isfinite(std_m[k])
+                if ok.any():
+                    within = tuple(float((err[ok] <= m * std_m[k][ok]).mean()) for m in (1, 2))
             rows.append({"scene": index, "component": s["name"], "max_abs_truth_m": s["max_abs_truth"],
                          "method": method, "mssim": s["mssim"], "rmse_m": s["rmse"],
-                         "max_abs_scene_m": max_scene, "coverage": s["valid_fraction"]})
+                         "max_abs_scene_m": max_scene, "coverage": s["valid_fraction"],
+                         "within_1sigma": within[0], "within_2sigma": within[1]})
     return rows
 
 
@@ -321,9 +334,10 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     """
     import torch
 
+    from .consistency import consistent_field
     from .infer import InferenceCancelled, predict_scene
     from .modelfile import load_model
-    from .synthetic import SceneConfig, SceneSampler, scene_arrays
+    from .synthetic import SceneConfig, SceneSampler, model_epoch_days, scene_arrays
     from .runtime import select_device
 
     if int(scenes) < 1:
@@ -357,19 +371,22 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         arrays = scene_arrays(batch, 0)
         inputs = cnn_inputs(batch, config)
         try:
-            cnn = predict_scene(model, inputs["insar_epochs_m"], inputs["los"], inputs["dem_m"],
-                                inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
-                                tile_px=tile_px, device=dev, is_canceled=canceled)
+            network = predict_scene(model, inputs["insar_epochs_m"], inputs["los"], inputs["dem_m"],
+                                    inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
+                                    tile_px=tile_px, device=dev, is_canceled=canceled)
         except InferenceCancelled as exc:
             raise BenchmarkCancelled(f"Benchmark cancelled in scene {i + 1} of {scenes}.") from exc
+        consistent = consistent_field(network, inputs["insar_epochs_m"], inputs["los"], model_epoch_days(config),
+                                      inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"])
+        cnn = consistent.estimate_m.astype(np.float32)
         net = net_displacement(arrays)
         decomposition, notes = decomposition_field(arrays, net, config.pixel_m)
         interpolation, more = interpolation_field(arrays, net, config.pixel_m)
         joint, joint_notes = joint_field(arrays, net, config.pixel_m)
         more = more + joint_notes
-        predictions = {"cnn": cnn, "decomposition": decomposition, "interpolation": interpolation,
-                       "joint": joint}
-        scene_rows = score_rows(i, arrays.truth_m, predictions)
+        predictions = {"cnn": cnn, "network": network, "decomposition": decomposition,
+                       "interpolation": interpolation, "joint": joint}
+        scene_rows = score_rows(i, arrays.truth_m, predictions, consistent.std_m)
         rows.extend(scene_rows)
         max_abs = float(np.nanmax(np.abs(arrays.truth_m)))
         if on_scene is not None:
@@ -469,10 +486,50 @@ def read_csv(path: str) -> List[dict]:
 
 # --------------------------------------------------------------------------- report
 
-_STYLE = {"cnn": ("#d62728", "o", "CNN (InSAR + GNSS)"),
+_STYLE = {"cnn": ("#d62728", "o", "CNN (InSAR + GNSS, data-consistent)"),
+          "network": ("#ff9896", ".", "network before the consistency step"),
           "decomposition": ("#1f77b4", "s", "asc/desc decomposition"),
           "interpolation": ("#2ca02c", "^", "GNSS interpolation"),
           "joint": ("#9467bd", "D", "joint InSAR + GNSS least squares")}
+
+
+def calibration(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M) -> dict:
+    """Pooled fraction of the CNN's pixels within 1 and 2 standard deviations, per component.
+
+    Scenes whose largest |displacement| exceeds ``threshold_m``; each scene weighted by its
+    scored pixels (``coverage``). Returns ``{component: (within_1sigma, within_2sigma)}``;
+    a calibrated Gaussian uncertainty gives (0.683, 0.954).
+    """
+    out = {}
+    for comp in COMPONENTS:
+        sel = [r for r in rows if r["method"] == "cnn" and r["component"] == comp
+               and r["max_abs_scene_m"] > threshold_m and math.isfinite(r.get("within_1sigma", math.nan))]
+        weight = np.array([r["coverage"] for r in sel], dtype=np.float64)
+        if not sel or weight.sum() <= 0:
+            out[comp] = (math.nan, math.nan)
+            continue
+        out[comp] = tuple(float(np.sum(weight * [r[key] for r in sel]) / weight.sum())
+                          for key in ("within_1sigma", "within_2sigma"))
+    return out
+
+
+def calibration_figure(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M):
+    """Bars: fraction of pixels within 1 and 2 sigma per component, with the Gaussian targets."""
+    from .report import new_figure
+
+    cal = calibration(rows, threshold_m)
+    fig = new_figure(5.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(COMPONENTS))
+    for k, (label, target) in enumerate((("within 1 sigma", 0.683), ("within 2 sigma", 0.954))):
+        ax.bar(x + (k - 0.5) * 0.38, [cal[c][k] for c in COMPONENTS], 0.36, label=label)
+        ax.axhline(target, color=f"C{k}", ls="--", lw=1)
+    ax.set_xticks(x, COMPONENTS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction of pixels")
+    ax.set_title(f"Calibration of the CNN's std (scenes > {1e3 * threshold_m:g} mm; dashed: Gaussian)")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
 
 
 def mssim_figure(rows: Sequence[dict]):
@@ -620,6 +677,16 @@ def report_html(rows: Sequence[dict], examples: Sequence[SceneResult] = (), meta
                   "network's time function, offset and ramp referenced to GNSS, noise from the fit's "
                   "residual) and a kriging prior of the stations with its standard deviation.", "note"),
     ]
+    cal = calibration(rows, threshold_m)
+    if any(math.isfinite(v[0]) for v in cal.values()):
+        parts += ["<h2>Calibration of the CNN's standard deviation</h2>",
+                  figure_html(calibration_figure(rows, threshold_m), "calibration of the standard deviation"),
+                  html_table(["component", "within 1 sigma", "within 2 sigma"],
+                             [[c, *cal[c]] for c in COMPONENTS], float_format=".3f"),
+                  paragraph("Fraction of pixels whose |CNN - truth| lies within one and two of the "
+                            "output's standard deviations (east_std, north_std, up_std), pooled over "
+                            "the scenes above the threshold; 0.683 and 0.954 for a calibrated "
+                            "Gaussian.", "note")]
     if examples:
         parts.append("<h2>Example scenes</h2>")
         for ex in examples:
@@ -673,6 +740,8 @@ def main(argv=None):
                 "recipe": args.recipe, "scene overrides": json.dumps(overrides)}
         write_html(args.report, report_html(rows, keeper.examples, meta))
     print(summary_text(summarize(rows)))
+    print("CNN std calibration (> 10 mm scenes), within 1 / 2 sigma: " + ", ".join(
+        f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in calibration(rows).items()))
     print(f"{args.scenes} scenes in {time.time() - start:.1f} s", file=sys.stderr)
 
 

@@ -6,6 +6,13 @@ target device), so training batches are made on the GPU without files. Conventio
 (:mod:`.okada`) of a rectangular thrust on a shallow-dipping fault, times a slip history
 inside the ``GNSS_DAYS`` window; noise recipes are in :mod:`.noise`.
 
+Opt-in realism (:class:`SceneConfig` fields after ``gnss_gap_fraction``, all off by default
+so that a seed gives the same scenes, draw for draw, as without them; :data:`REALISM` turns
+them on): heterogeneous slip on sub-faults (von Karman random fields, Mai & Beroza 2002,
+tapered to the edges), several faults, other mechanisms (dips 5-90 deg, all rakes),
+sigmoid slow-slip time functions beside ramps and steps, tracks that cover only part of the
+scene, and station networks from dense to sparse.
+
 A scene's frame: ``H x W`` pixels of ``pixel_m``; local coordinates in metres with the
 origin at the scene's upper-left corner, x east, y north (so pixel centres have negative y).
 """
@@ -77,6 +84,44 @@ class SceneConfig(DictConfig):
     gnss_rw_v_m_per_sqrt_day: tuple = (0.0, 1.5e-3)
     gnss_common_mode_m: tuple = (0.0, 3e-3)
     gnss_gap_fraction: tuple = (0.0, 0.2)
+    # -- realism, opt-in (0 / False: the recipe above, draw for draw) ------------------------
+    #: scenes whose slip is a random field on sub-faults instead of uniform (sample_slip_field)
+    heterogeneous_slip_fraction: float = 0.0
+    #: sub-faults along strike and down dip (the edge cells carry no slip after the taper):
+    #: the surface sees the long wavelengths of the slip at these depths; the Okada cost
+    #: grows with the count (stated reason: ~3 ms per sub-fault per 64 x 64 scene on a CPU)
+    subfaults_along: int = 10
+    subfaults_down: int = 5
+    #: von Karman Hurst exponent; Mai & Beroza (2002) find H ~ 0.7-0.8, i.e. about k^-2 decay
+    slip_hurst: tuple = (0.5, 1.0)
+    #: von Karman correlation lengths as fractions of fault length/width; Mai & Beroza (2002)
+    #: find them growing with the fault's dimensions, at roughly a fifth to a half of them
+    slip_correlation_fraction: tuple = (0.2, 0.5)
+    #: slip standard deviation / mean slip before clipping at 0 (stated reason: large enough
+    #: for patches the data can resolve, positive mean slip)
+    slip_variation: tuple = (0.4, 1.0)
+    #: width of the cosine taper at each edge, as a fraction of the fault's dimension; the slip
+    #: goes to 0 at the edges (Mai & Beroza 2002 taper their fields; no stress singularity)
+    slip_taper_fraction: float = 0.25
+    #: scenes with 2..max_faults faults (multi-segment ruptures, e.g. Kaikoura 2016, Hamling et
+    #: al. 2017, Science 356, eaam7194; Kumamoto 2016 on two faults); the extra faults' moments
+    #: are 0.1-1 x the first's
+    multi_fault_fraction: float = 0.0
+    max_faults: int = 3
+    #: faults whose dip and rake are drawn from the ranges below instead of the megathrust's
+    #: (strike-slip, normal, reverse crustal faults; stated reason: any mechanism occurs)
+    other_mechanism_fraction: float = 0.0
+    other_dip_deg: tuple = (5.0, 90.0)
+    other_rake_deg: tuple = (-180.0, 180.0)
+    #: slow slips with a smooth start and stop (logistic in time) instead of a linear ramp;
+    #: geodetic slow-slip series accelerate and decay smoothly (e.g. Nishimura et al. 2013)
+    sigmoid_slow_slip_fraction: float = 0.0
+    #: probability per track that its frame covers only part of the scene (20-80 % of it):
+    #: ascending and descending frames are cut at different places (Sentinel-1 frames)
+    partial_overlap_probability: float = 0.0
+    #: keep a random subset of stations when a network exceeds max_stations (False: the first
+    #: ones in grid order, which leaves the east of a dense network without stations)
+    random_station_subset: bool = False
 
     def __post_init__(self):
         if self.size_px < 8 or self.pixel_m <= 0 or self.model_epochs < 2:
@@ -101,7 +146,10 @@ class SceneBatch:
     gnss_m : (B, S, D, 3) daily east/north/up [m] with a constant offset per station; NaN gaps.
     gnss_xy_m : (B, S, 2) station (x, y) in the scene frame [m]; gnss_valid : (B, S) bool.
     truth_m : (B, 3, H, W) east/north/up displacement from the first to the last day [m].
-    faults : one Fault per scene, in the scene frame; slip_history : (B, D) fraction of slip.
+    faults : one Fault per scene, in the scene frame (the main fault, with its mean slip);
+    slip_history : (B, D) fraction of slip.
+    sources : per scene, the list of Faults (sub-faults, several faults) whose summed Okada
+        displacement is ``truth_m``; ``[faults[b]]`` without the realism options.
     """
 
     insar_m: torch.Tensor
@@ -115,6 +163,7 @@ class SceneBatch:
     faults: list = field(default_factory=list)
     slip_history: Optional[torch.Tensor] = None
     pixel_m: float = 1000.0
+    sources: list = field(default_factory=list)
 
 
 def _uniform(gen, low, high, size=(), device="cpu"):
@@ -125,11 +174,21 @@ def _scalar(gen, low, high, device):
     return float(_uniform(gen, low, high, (), device))
 
 
-def slip_history(days, onset_day, duration_days):
-    """Fraction of the final slip reached on each day: a step (duration 0) or a linear ramp."""
+def slip_history(days, onset_day, duration_days, shape="ramp"):
+    """Fraction of the final slip reached on each day.
+
+    A step (duration 0), a linear ramp over ``duration_days`` from ``onset_day``, or
+    (``shape="sigmoid"``) a logistic curve centred in that interval with a 10-90 % rise of
+    ~55 % of it (time constant duration / 8), rescaled to 0 on the first and 1 on the last day.
+    """
     days = np.asarray(days, dtype=np.float64)
     if duration_days <= 0:
         return (days >= onset_day).astype(np.float64)
+    if shape == "sigmoid":
+        curve = 1.0 / (1.0 + np.exp(-(days - onset_day - 0.5 * duration_days) / (duration_days / 8.0)))
+        return np.clip((curve - curve[0]) / (curve[-1] - curve[0]), 0.0, 1.0)
+    if shape != "ramp":
+        raise ValueError(f"Unknown slip history shape {shape!r}; use ramp or sigmoid.")
     return np.clip((days - onset_day) / duration_days, 0.0, 1.0)
 
 
@@ -139,8 +198,9 @@ def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
     Unit slip; the caller scales it to the target maximum displacement.
     """
     size_m = config.size_px * config.pixel_m
+    other = config.other_mechanism_fraction > 0 and _scalar(gen, 0.0, 1.0, device) < config.other_mechanism_fraction
     strike = _scalar(gen, 0.0, 360.0, device)
-    dip = _scalar(gen, *config.dip_deg, device)
+    dip = _scalar(gen, *(config.other_dip_deg if other else config.dip_deg), device)
     length = _scalar(gen, *config.length_m, device)
     width = _scalar(gen, *config.width_m, device)
     depth = _scalar(gen, *config.top_depth_m, device)
@@ -152,8 +212,109 @@ def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
     # top-edge centre = projection centre moved half the horizontal width up-dip (to the left)
     east = cx + half_horizontal * (-math.cos(s))
     north = cy + half_horizontal * math.sin(s)
+    if dip == 0.0 and depth == 0.0:
+        depth = 1.0                      # Okada's horizontal fault needs some depth
     return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
-                 width=width, rake=_scalar(gen, *config.rake_deg, device), slip=1.0)
+                 width=width, rake=_scalar(gen, *(config.other_rake_deg if other else config.rake_deg), device),
+                 slip=1.0)
+
+
+def subdivide_fault(fault: Fault, along: int, down: int, weights=None):
+    """The fault cut into ``along x down`` rectangular sub-faults (a list, row by row down dip).
+
+    Sub-fault ``(j, i)`` (``j`` down dip, ``i`` along strike) has slip ``fault.slip *
+    weights[j, i]`` (uniform without ``weights``), the same strike, dip and rake; with the
+    weights' mean equal to 1 the seismic moment is the fault's. By linear superposition
+    (Okada 1985) the sum of the sub-faults' displacements is the fault's for uniform weights.
+    Sub-faults of zero slip are left out.
+    """
+    cos_s, sin_s = math.cos(math.radians(fault.strike)), math.sin(math.radians(fault.strike))
+    cos_d, sin_d = math.cos(math.radians(fault.dip)), math.sin(math.radians(fault.dip))
+    dl, dw = fault.length / along, fault.width / down
+    out = []
+    for j in range(down):
+        depth = fault.depth + j * dw * sin_d
+        across = j * dw * cos_d                       # horizontal, in the dip direction
+        for i in range(along):
+            w = 1.0 if weights is None else float(weights[j][i])
+            if w == 0.0:
+                continue
+            offset = -0.5 * fault.length + (i + 0.5) * dl
+            out.append(Fault(east=fault.east + offset * sin_s + across * cos_s,
+                             north=fault.north + offset * cos_s - across * sin_s,
+                             depth=depth if depth > 0 or fault.dip > 0 else fault.depth,
+                             strike=fault.strike, dip=fault.dip, length=dl, width=dw, rake=fault.rake,
+                             slip=fault.slip * w, opening=fault.opening * w))
+    return out
+
+
+def cosine_taper(count: int, fraction: float) -> np.ndarray:
+    """Taper weights over ``count`` cells (a Tukey window).
+
+    0 at both end cells, rising as a half cosine over ``fraction`` of the length, 1 in between.
+    """
+    if count < 3 or fraction <= 0:
+        return np.ones(count)
+    x = np.linspace(0.0, 1.0, count)
+    edge = np.minimum(x, 1.0 - x) / fraction
+    return np.where(edge >= 1.0, 1.0, 0.5 * (1.0 - np.cos(np.pi * np.clip(edge, 0.0, 1.0))))
+
+
+def sample_slip_field(gen, config: SceneConfig, fault: Fault, device="cpu") -> np.ndarray:
+    """Random slip weights (down x along) on the fault's sub-faults, mean 1.
+
+    A von Karman random field (power spectrum ``(1 + kx^2 ax^2 + kz^2 az^2)^-(H + 1)``, Mai &
+    Beroza 2002, JGR 107(B11), 2308, eq. 4 with ``H`` and the correlation lengths ``ax, az``
+    drawn from ``slip_hurst`` and ``slip_correlation_fraction`` x length/width), made by
+    filtering white noise in the Fourier domain, scaled to a standard deviation of
+    ``slip_variation`` around 1, clipped at 0, multiplied by a cosine taper that is 0 at every
+    edge (``slip_taper_fraction``), then normalised to mean 1 (the uniform fault's moment).
+    """
+    nz, nx = config.subfaults_down, config.subfaults_along
+    hurst = _scalar(gen, *config.slip_hurst, device)
+    ax = _scalar(gen, *config.slip_correlation_fraction, device) * fault.length
+    az = _scalar(gen, *config.slip_correlation_fraction, device) * fault.width
+    variation = _scalar(gen, *config.slip_variation, device)
+    white = torch.randn((nz, nx), generator=gen, device=device, dtype=torch.float64).cpu().numpy()
+    kx = 2 * np.pi * np.fft.fftfreq(nx, d=fault.length / nx)
+    kz = 2 * np.pi * np.fft.fftfreq(nz, d=fault.width / nz)
+    power = (1.0 + (kx[None, :] * ax) ** 2 + (kz[:, None] * az) ** 2) ** (-(hurst + 1.0))
+    power[0, 0] = 0.0                                      # zero mean
+    field = np.real(np.fft.ifft2(np.fft.fft2(white) * np.sqrt(power)))
+    std = field.std()
+    field = field / std if std > 0 else field
+    slip = np.clip(1.0 + variation * field, 0.0, None)
+    slip = slip * cosine_taper(nz, config.slip_taper_fraction)[:, None] * \
+        cosine_taper(nx, config.slip_taper_fraction)[None, :]
+    mean = slip.mean()
+    return slip / mean if mean > 0 else np.ones_like(slip)
+
+
+def sample_sources(gen, config: SceneConfig, device="cpu"):
+    """(main fault, every source) of one scene, unit (mean) slip on the main fault.
+
+    Without the realism options: the main fault alone. With them, possibly more faults
+    (``multi_fault_fraction``) and each fault possibly split into sub-faults with random slip
+    (``heterogeneous_slip_fraction``); the summed displacement of the sources is the scene's.
+    """
+    fault = sample_fault(gen, config, device)
+    faults = [fault]
+    if config.multi_fault_fraction > 0 and _scalar(gen, 0.0, 1.0, device) < config.multi_fault_fraction:
+        extra = int(torch.randint(1, max(2, config.max_faults), (1,), generator=gen, device=device))
+        for _ in range(extra):
+            other = sample_fault(gen, config, device)
+            # moment 0.1-1 x the first fault's, log-uniform
+            ratio = math.exp(_scalar(gen, math.log(0.1), 0.0, device))
+            faults.append(other.scaled(ratio * fault.length * fault.width / (other.length * other.width)))
+    sources = []
+    for f in faults:
+        if (config.heterogeneous_slip_fraction > 0
+                and _scalar(gen, 0.0, 1.0, device) < config.heterogeneous_slip_fraction):
+            weights = sample_slip_field(gen, config, f, device)
+            sources.extend(subdivide_fault(f, config.subfaults_along, config.subfaults_down, weights))
+        else:
+            sources.append(f)
+    return fault, sources
 
 
 def sample_stations(gen, config: SceneConfig, device="cpu"):
@@ -173,7 +334,10 @@ def sample_stations(gen, config: SceneConfig, device="cpu"):
     xy = ij * spacing + offset + jitter - margin
     xy[:, 1] = -xy[:, 1]
     inside = (xy[:, 0] > -margin) & (xy[:, 0] < size_m + margin) & (xy[:, 1] < margin) & (xy[:, 1] > -size_m - margin)
-    return xy[inside]
+    xy = xy[inside]
+    if config.random_station_subset and len(xy) > config.max_stations:
+        xy = xy[torch.randperm(len(xy), generator=gen, device=device)]
+    return xy
 
 
 def _acquisition_days(gen, config, device):
@@ -229,15 +393,14 @@ class SceneSampler:
         """Draw ``batch_size`` scenes."""
         cfg, gen, dev = self.config, self.generator, self.device
         n, days = cfg.size_px, cfg.gnss_days
-        size_m = n * cfg.pixel_m
         dem, offsets = self._dem(batch_size)
         if self.dem_m is None:
             dem = self._add_sea(dem)
 
         day_axis = np.arange(days, dtype=np.float64)
-        truths, faults, histories, station_sets, station_disp = [], [], [], [], []
+        truths, faults, histories, station_sets, station_disp, all_sources = [], [], [], [], [], []
         for b in range(batch_size):
-            fault = sample_fault(gen, cfg, dev)
+            fault, sources = sample_sources(gen, cfg, dev)
             if self.stations_xy_m is None:
                 xy = sample_stations(gen, cfg, dev)
             else:
@@ -248,7 +411,7 @@ class SceneSampler:
             xy = self._drop_sea_stations(xy, dem[b])[: cfg.max_stations]
             east = torch.cat([self.pixel_x.reshape(-1), xy[:, 0]])
             north = torch.cat([self.pixel_y.reshape(-1), xy[:, 1]])
-            ue, un, uu = surface_displacement(fault, east, north)
+            ue, un, uu = surface_displacement(sources, east, north)
             disp = torch.stack([ue, un, uu])                         # (3, n*n + S)
             peak = float(disp[:, : n * n].abs().max())
             target = math.exp(_scalar(gen, math.log(cfg.max_displacement_m[0]),
@@ -256,6 +419,7 @@ class SceneSampler:
             scale = target / peak if peak > 0 else 0.0
             disp = disp * scale
             faults.append(fault.scaled(scale))
+            all_sources.append([f.scaled(scale) for f in sources])
             truths.append(disp[:, : n * n].reshape(3, n, n))
             station_sets.append(xy)
             station_disp.append(disp[:, n * n:].T)                   # (S, 3)
@@ -263,7 +427,11 @@ class SceneSampler:
             slow = _scalar(gen, 0.0, 1.0, dev) < cfg.slow_slip_fraction
             duration = _scalar(gen, *cfg.slow_slip_duration_days, dev) if slow else 0.0
             duration = min(duration, days - 1 - onset)
-            histories.append(slip_history(day_axis, onset, duration))
+            shape = "ramp"
+            sigmoid = cfg.sigmoid_slow_slip_fraction
+            if slow and sigmoid > 0 and _scalar(gen, 0.0, 1.0, dev) < sigmoid:
+                shape = "sigmoid"
+            histories.append(slip_history(day_axis, onset, duration, shape))
         truth = torch.stack(truths).float()
         history = torch.as_tensor(np.stack(histories), device=dev)
 
@@ -271,7 +439,7 @@ class SceneSampler:
         gnss, gnss_xy, gnss_valid = self._gnss(station_sets, station_disp, history)
         return SceneBatch(insar_m=insar, acq_days=acq, los=los, dem_m=dem, gnss_m=gnss,
                           gnss_xy_m=gnss_xy, gnss_valid=gnss_valid, truth_m=truth, faults=faults,
-                          slip_history=history, pixel_m=cfg.pixel_m)
+                          slip_history=history, pixel_m=cfg.pixel_m, sources=all_sources)
 
     # -- pieces -----------------------------------------------------------------------------
     def _add_sea(self, dem):
@@ -339,6 +507,8 @@ class SceneSampler:
                 series = hist[:, None, None] * signal + delay - delay[:1]
                 series = series + _uniform(gen, -cfg.epoch_offset_m, cfg.epoch_offset_m, (k, 1, 1), dev).float()
                 valid = valid_common & masks[b, t]
+                if cfg.partial_overlap_probability > 0 and _scalar(gen, 0, 1, dev) < cfg.partial_overlap_probability:
+                    valid = valid & self._frame_part(n)
                 if t == drop_track:
                     valid = torch.zeros_like(valid)
                 insar[b, t, :k] = torch.where(valid, series, torch.full_like(series, float("nan")))
@@ -355,6 +525,15 @@ class SceneSampler:
             yy, xx = torch.meshgrid(u, u, indexing="ij")
             valid = valid & (xx * math.cos(angle) + yy * math.sin(angle) < _scalar(gen, 0.2, 0.5, dev))
         return valid
+
+    def _frame_part(self, n):
+        """A straight frame boundary that leaves 20-80 % of the scene to one track."""
+        gen, dev = self.generator, self.device
+        angle = _scalar(gen, 0, 2 * math.pi, dev)
+        u = (torch.arange(n, device=dev).float() + 0.5) / n - 0.5
+        yy, xx = torch.meshgrid(u, u, indexing="ij")
+        side = xx * math.cos(angle) + yy * math.sin(angle)
+        return side < torch.quantile(side.reshape(-1), _scalar(gen, 0.2, 0.8, dev))
 
     def _delays(self, counts, dem):
         """Atmospheric + orbital delay of every acquisition (before referencing) [m].
@@ -417,7 +596,8 @@ class SceneArrays:
 
     insar_m : list of two (A_k, H, W) arrays (asc, desc); acq_days : list of two (A_k,) int
     arrays; los (2, 3, H, W); dem_m (H, W); gnss_m (S, D, 3); gnss_xy_m (S, 2) scene frame;
-    truth_m (3, H, W); fault (Fault, scene frame); onset_day, duration_days.
+    truth_m (3, H, W); fault (Fault, scene frame); slip_history (D,); sources (list of Fault
+    whose summed displacement is the truth).
     """
 
     insar_m: list
@@ -429,6 +609,7 @@ class SceneArrays:
     truth_m: np.ndarray
     fault: Fault
     slip_history: np.ndarray
+    sources: list = field(default_factory=list)
 
 
 def scene_arrays(batch: SceneBatch, index: int = 0) -> SceneArrays:
@@ -443,4 +624,20 @@ def scene_arrays(batch: SceneBatch, index: int = 0) -> SceneArrays:
     return SceneArrays(insar, days, batch.los[index].cpu().numpy(), batch.dem_m[index].cpu().numpy(),
                        batch.gnss_m[index, valid].cpu().numpy(), batch.gnss_xy_m[index, valid].cpu().numpy(),
                        batch.truth_m[index].cpu().numpy(), batch.faults[index],
-                       batch.slip_history[index].cpu().numpy())
+                       batch.slip_history[index].cpu().numpy(),
+                       list(batch.sources[index]) if batch.sources else [batch.faults[index]])
+
+
+#: Scene options of the ``realism`` recipe (benchmark and training): the opt-in realism on,
+#: megathrusts still the main case (60 % of the faults), networks from 10 to 60 km spacing,
+#: more decorrelation.
+REALISM = {
+    "heterogeneous_slip_fraction": 0.5,
+    "multi_fault_fraction": 0.3,
+    "other_mechanism_fraction": 0.4,
+    "sigmoid_slow_slip_fraction": 0.5,
+    "partial_overlap_probability": 0.3,
+    "decorrelated_fraction": (0.0, 0.5),
+    "station_spacing_m": (10e3, 60e3),
+    "random_station_subset": True,
+}

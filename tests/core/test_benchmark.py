@@ -197,8 +197,21 @@ def test_report_embeds_the_figure_summary_and_examples(two_scenes):
         keeper(result)
     assert 1 <= len(keeper.examples) <= 2
     text = B.report_html(rows, keeper.examples, {"Model": "tiny.pt"})
-    assert text.count("data:image/png;base64,") == 1 + len(keeper.examples)
+    # the mSSIM figure, the calibration figure, one map per example
+    assert text.count("data:image/png;base64,") == 2 + len(keeper.examples)
     assert "median mSSIM east" in text and "max &gt; 10 mm" in text and "tiny.pt" in text
+    assert "Calibration of the CNN" in text
+
+
+def test_calibration_counts_the_cnn_pixels_within_its_std(two_scenes):
+    rows, _, _ = two_scenes
+    cal = B.calibration(rows, threshold_m=0.0)
+    for comp in B.COMPONENTS:
+        low, high = cal[comp]
+        assert 0.0 <= low <= high <= 1.0
+    cnn = [r for r in rows if r["method"] == "cnn"]
+    assert all(0.0 <= r["within_1sigma"] <= r["within_2sigma"] <= 1.0 for r in cnn)
+    assert all(np.isnan(r["within_1sigma"]) for r in rows if r["method"] != "cnn")
 
 
 def test_core_benchmark_imports_without_qgis():
