@@ -83,12 +83,20 @@ SIGNAL_THRESHOLD_M = 0.01
 #: from the upper third of the training range (10-30 mm per acquisition) with longer
 #: correlation lengths, real relief (crops of the Kyushu SRTM DEM instead of fractal
 #: terrain) and both tracks always present (so the decomposition always has data).
+#: ``realism``: :data:`.synthetic.REALISM` (heterogeneous slip, several faults, all mechanisms,
+#: sigmoid slow slips, partial track coverage, dense to sparse networks; written out here so
+#: that this module does not import torch; tests/core/test_realism.py keeps them equal).
 RECIPES = {
     "model": {"scene": {}, "dem": None},
     "stress": {"scene": {"turbulence_sigma_m": (10e-3, 30e-3),
                          "correlation_length_m": (10e3, 40e3),
                          "track_dropout_probability": 0.0},
                "dem": KYUSHU_DEM},
+    "realism": {"scene": {"heterogeneous_slip_fraction": 0.5, "multi_fault_fraction": 0.3,
+                          "other_mechanism_fraction": 0.4, "sigmoid_slow_slip_fraction": 0.5,
+                          "partial_overlap_probability": 0.3, "decorrelated_fraction": (0.0, 0.5),
+                          "station_spacing_m": (10e3, 60e3), "random_station_subset": True},
+                "dem": None},
 }
 
 #: Cancelling a benchmark raises the one :class:`.runtime.Cancelled`.
