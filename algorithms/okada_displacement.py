@@ -5,8 +5,9 @@ from qgis.core import (QgsProcessingException,
                        QgsProcessingParameterNumber, QgsProcessingParameterPoint,
                        QgsProcessingParameterRasterDestination)
 
+from .arrows import ARROWS, arrow_parameter, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, load_styled, output_path,
-                     require_projected, transform_extent, utm_crs_for)
+                     require_projected, sink_destination_check, transform_extent, utm_crs_for)
 
 #: Largest grid accepted (pixels); the raster is computed in blocks, this only bounds disk
 #: use and run time (3 float32 bands of 200 M pixels = 2.4 GB).
@@ -32,7 +33,11 @@ class OkadaDisplacementAlgorithm(InsarGnssAlgorithm):
         "(default: the UTM zone of the extent centre). Strike is taken in the grid's frame "
         "(meridian convergence, under 2 deg inside a UTM zone, is neglected).<br>"
         "<b>Output</b>: 3-band float32 GeoTIFF, bands east, north, up [m], styled with a "
-        "diverging ramp centred on zero (band up).")
+        "diverging ramp centred on zero (band up).<br>"
+        "<b>ARROWS</b> (optional points): horizontal motion on a regular sub-grid (about 20 "
+        "arrows along the longer side), fields east, north, up, magnitude (horizontal) [m] and "
+        "azimuth [deg, clockwise from grid north], drawn as arrows sized by magnitude and "
+        "coloured by up (red up, blue down).")
 
     FAULT_POINT, DEPTH_KM, STRIKE, DIP = "FAULT_POINT", "DEPTH_KM", "STRIKE", "DIP"
     LENGTH_KM, WIDTH_KM, RAKE, SLIP_M = "LENGTH_KM", "WIDTH_KM", "RAKE", "SLIP_M"
@@ -65,6 +70,7 @@ class OkadaDisplacementAlgorithm(InsarGnssAlgorithm):
         self.addParameter(QgsProcessingParameterCrs(self.OUTPUT_CRS, "Output CRS (default: local UTM zone)",
                                                     optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Displacement (east, north, up)"))
+        self.addParameter(arrow_parameter())
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Compute the grid block by block."""
@@ -73,6 +79,8 @@ class OkadaDisplacementAlgorithm(InsarGnssAlgorithm):
         from ..core.raster import RasterWriter, write_diverging_style
         import numpy as np
 
+        path = output_path(self, parameters, self.OUTPUT, context)          # outputs checked first
+        sink_destination_check(self, parameters, ARROWS, context)
         extent_crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
         extent = self.parameterAsExtent(parameters, self.EXTENT, context)
         if extent.isEmpty():
@@ -103,7 +111,6 @@ class OkadaDisplacementAlgorithm(InsarGnssAlgorithm):
         feedback.pushInfo(f"Grid {grid.width} x {grid.height} pixels of {pixel_m:g} m; "
                           f"fault Mw {fault.moment_magnitude:.2f} (rigidity 30 GPa).")
 
-        path = output_path(self, parameters, self.OUTPUT, context)
         rows_per_block = max(1, BLOCK_PIXELS // grid.width)
         max_up = 0.0
         with RasterWriter(path, grid, ("east", "north", "up")) as writer:
@@ -117,4 +124,4 @@ class OkadaDisplacementAlgorithm(InsarGnssAlgorithm):
                 feedback.setProgress(100.0 * (row0 + rows) / grid.height)
             writer.commit()
         load_styled(context, path, write_diverging_style(path, 3, max_up))
-        return {self.OUTPUT: path}
+        return {self.OUTPUT: path, **write_arrows(self, parameters, context, path, crs)}
