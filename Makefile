@@ -14,7 +14,7 @@ export PYTHONPATH := $(BUILD)/plugins
 export QT_QPA_PLATFORM := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup lint test test-fast demo bench train deploy package clean
+.PHONY: help setup lint test test-fast gui-check demo bench train deploy package clean
 
 help:
 	@echo "make demo     install what is missing, then run the full pipeline on built-in defaults"
@@ -61,6 +61,14 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
+
+# the real QGIS desktop under Xvfb: dialogs of extractdisplacement and trainmodel, a run from
+# the okadadisplacement dialog; screenshots and result.json in build/gui-check (~30 s)
+gui-check: setup
+	@command -v xvfb-run >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb; \
+		else echo "Install: sudo apt-get install -y xvfb"; exit 1; fi; }
+	scripts/gui_check.sh $(BUILD)/gui-check
 
 demo: setup
 	$(PY) scripts/demo.py --output $(BUILD)/demo $(DEMO_ARGS)
