@@ -24,6 +24,7 @@ test -f "$out/result.json" || { echo "QGIS wrote no result (see $out/qgis.log)";
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 ok = (not r["errors"] and r.get("plugin_loaded") and r["run"].get("executed") and r["run"].get("output_exists")
+      and r.get("failed_run", {}).get("failed") and not r["failed_run"]["claims_html"]
       and all(os.path.getsize(d["screenshot"]) > 10000 for d in r["dialogs"].values()) and len(r["dialogs"]) == 2)
 print(json.dumps(r, indent=1)[:3000])
 print("GUI check", "passed" if ok else "FAILED")

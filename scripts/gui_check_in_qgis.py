@@ -25,6 +25,15 @@ def _wait(seconds, until=lambda: False):
         time.sleep(0.05)
 
 
+def _log(dialog, text_edit_class):
+    return "\n".join(w.toPlainText() for w in dialog.findChildren(text_edit_class))
+
+
+def _one_band(path, like):
+    from osgeo import gdal
+    gdal.Translate(path, like, bandList=[1])
+
+
 def _finish():
     with open(os.path.join(OUT, "result.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
@@ -62,6 +71,21 @@ def check():
         dialog.grab().save(os.path.join(OUT, "okadadisplacement_log.png"))
         result["run"] = {"executed": bool(dialog.wasExecuted()), "output_exists": os.path.exists(output),
                          "results": {k: str(v) for k, v in (dialog.results() or {}).items()}}
+        dialog.close()
+        # a failed run (a 1-band PREDICTION) must not claim "HTML output has been generated"
+        from qgis.PyQt.QtWidgets import QTextEdit
+        dialog = processing.createAlgorithmDialog("insargnss3d:evaluatedisplacement", {
+            "PREDICTION": os.path.join(OUT, "one_band.tif"), "TRUTH": output,
+            "REPORT": os.path.join(OUT, "never.html")})
+        _one_band(os.path.join(OUT, "one_band.tif"), output)
+        dialog.show()
+        dialog.runAlgorithm()
+        _wait(60, lambda: "failed" in _log(dialog, QTextEdit) or "HTML output" in _log(dialog, QTextEdit))
+        _wait(1.0)
+        log = _log(dialog, QTextEdit)
+        result["failed_run"] = {"failed": "failed" in log, "claims_html": "HTML output has been generated" in log,
+                                "report_written": os.path.exists(os.path.join(OUT, "never.html"))}
+        dialog.grab().save(os.path.join(OUT, "evaluatedisplacement_failed.png"))
         dialog.close()
     except Exception:  # recorded for the test, never a hung QGIS
         result["errors"].append(traceback.format_exc())

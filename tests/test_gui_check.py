@@ -23,3 +23,5 @@ def test_desktop_dialogs_open_and_run(tmp_path):
     assert result["plugin_loaded"] and result["errors"] == []
     assert {"INSAR_ASC", "GNSS", "MODEL", "OUTPUT"} <= set(result["dialogs"]["extractdisplacement"]["parameters"])
     assert result["run"]["executed"] and (tmp_path / "okada_from_dialog.tif").is_file()
+    # a failed run writes no report and QGIS must not say "HTML output has been generated"
+    assert result["failed_run"] == {"failed": True, "claims_html": False, "report_written": False}
