@@ -8,8 +8,9 @@
    vectors, DEM, daily GNSS series, the fault and the truth;
 2. ``extractdisplacement``: the CNN (the bundled model, ``resources/models/insar_gnss_3d.pt``);
 3. ``decomposelos``: the classical ascending/descending decomposition (east, up);
-4. ``interpolategnss``: the classical GNSS interpolation (east, north, up);
-5. ``evaluatedisplacement`` of each of the three against the truth (mSSIM, RMSE);
+4. ``interpolategnss``: the classical GNSS interpolation (east, north, up), and
+   ``combineinsargnss``: the joint InSAR + GNSS least squares (east, north, up);
+5. ``evaluatedisplacement`` of each of the four against the truth (mSSIM, RMSE);
 6. one HTML page, ``report.html``, with the maps and the table of scores, and
    ``summary.json`` with the same numbers.
 
@@ -50,6 +51,7 @@ METHODS = {
     "cnn": ("CNN", "extractdisplacement"),
     "decomposition": ("asc/desc decomposition", "decomposelos"),
     "interpolation": ("GNSS interpolation", "interpolategnss"),
+    "joint": ("joint least squares", "combineinsargnss"),
 }
 SCENE_RASTERS = ("INSAR_ASC", "INSAR_DESC", "LOS_ASC", "LOS_DESC", "DEM_OUT", "TRUTH")
 
@@ -180,9 +182,11 @@ def run_pipeline(paths: dict, model: Path, quick: bool, device: str, seed: int) 
     run_stage("4 interpolategnss", "interpolategnss",
               [("GNSS", paths["GNSS"]), ("REFERENCE", paths["INSAR_ASC"]),
                ("OUTPUT", paths["interpolation"])], logs)
+    run_stage("4b combineinsargnss", "combineinsargnss",
+              tracks + [("INSAR_UNITS", "m"), ("GNSS", paths["GNSS"]), ("OUTPUT", paths["joint"])], logs)
     scores = {}
     for i, key in enumerate(METHODS):
-        results = run_stage(f"5{'abc'[i]} evaluate {key}", "evaluatedisplacement",
+        results = run_stage(f"5{'abcd'[i]} evaluate {key}", "evaluatedisplacement",
                             [("PREDICTION", paths[key]), ("TRUTH", paths["TRUTH"]),
                              ("REPORT", paths[f"evaluation_{key}"])], logs)
         scores[key] = {f"{kind}_{c}": _number(results.get(f"{kind}_{c}"))
@@ -199,7 +203,8 @@ def read_bands(path):
     ds = gdal.Open(str(path))
     if ds is None:
         raise StageError(f"{path} cannot be read.")
-    return ds.ReadAsArray().astype("float64"), ds.GetGeoTransform(), (ds.RasterXSize, ds.RasterYSize)
+    bands = ds.ReadAsArray().astype("float64")[:3]                 # east, north, up (std bands after)
+    return bands, ds.GetGeoTransform(), (ds.RasterXSize, ds.RasterYSize)
 
 
 def read_stations(path):
@@ -334,7 +339,7 @@ def write_report(paths: dict, scores: dict, meta: dict):
                   "decomposition resolves no north (NaN) and leaks north motion into up; "
                   "the interpolation sees only wavelengths longer than the station spacing.",
                   "note"),
-        f"<h2>Maps [{unit}]</h2>", figure_html(fig, "truth and the three methods, east north up"),
+        f"<h2>Maps [{unit}]</h2>", figure_html(fig, "truth and the four methods, east north up"),
         "<h2>Files</h2>", f"<ul>{links}</ul>",
     ]
     write_html(str(paths["report"]), html_document("InSAR-GNSS 3D demo: CNN vs classical peers", parts))
@@ -397,7 +402,7 @@ def main(argv=None):
     paths["summary"].write_text(json.dumps(summary, indent=2, allow_nan=True), encoding="utf-8")
     print_table(scores)
     print(f"\nReport:  {paths['report']}\nRasters: {out} (cnn.tif, decomposition.tif, "
-          f"interpolation.tif, scene/truth.tif, ...)\nNumbers: {paths['summary']}\n"
+          f"interpolation.tif, joint.tif, scene/truth.tif, ...)\nNumbers: {paths['summary']}\n"
           f"Logs:    {paths['logs']}")
     return 0
 

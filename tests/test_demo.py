@@ -65,18 +65,18 @@ def test_quick_demo_runs_every_stage(quick_run):
     assert ogr.Open(str(paths["GNSS"])).GetLayer(0).GetFeatureCount() > 100
     assert ogr.Open(str(paths["FAULT"])).GetLayer(0).GetFeatureCount() == 1
     np.testing.assert_allclose(np.nanmax(np.abs(truth.ReadAsArray())), demo.MAX_DISPLACEMENT_M, rtol=1e-3)
-    # 2-4 the three methods, on the truth's grid, bands east north up
-    for key in ("cnn", "decomposition", "interpolation"):
+    # 2-4 the four methods, on the truth's grid, bands east north up
+    for key in ("cnn", "decomposition", "interpolation", "joint"):
         ds = read(paths[key])
         assert (ds.RasterXSize, ds.RasterYSize) == size
         assert [ds.GetRasterBand(b).GetDescription() for b in (1, 2, 3)] == ["east", "north", "up"]
         np.testing.assert_allclose(ds.GetGeoTransform(), truth.GetGeoTransform(), rtol=0, atol=1e-6)
     assert np.isnan(read(paths["decomposition"]).GetRasterBand(2).ReadAsArray()).all()
     # 5 one evaluation report per method; every stage logged
-    for key in ("cnn", "decomposition", "interpolation"):
+    for key in ("cnn", "decomposition", "interpolation", "joint"):
         assert "mSSIM" in paths[f"evaluation_{key}"].read_text(encoding="utf-8")
     logs = sorted(p.name for p in paths["logs"].glob("*.log"))
-    assert len(logs) == 7, logs
+    assert len(logs) == 9, logs
 
 
 @pytest.mark.slow
@@ -85,8 +85,9 @@ def test_quick_demo_numbers_and_report(quick_run):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     scores = summary["scores"]
-    assert set(scores) == {"cnn", "decomposition", "interpolation"}
-    for method, expect_north in (("cnn", True), ("decomposition", False), ("interpolation", True)):
+    assert set(scores) == {"cnn", "decomposition", "interpolation", "joint"}
+    for method, expect_north in (("cnn", True), ("decomposition", False), ("interpolation", True),
+                                 ("joint", True)):
         for c in ("EAST", "NORTH", "UP"):
             mssim, rmse = scores[method][f"MSSIM_{c}"], scores[method][f"RMSE_{c}"]
             if c == "NORTH" and not expect_north:
@@ -101,7 +102,8 @@ def test_quick_demo_numbers_and_report(quick_run):
 
     report = (out / "report.html").read_text(encoding="utf-8")
     for text in ("CNN (extractdisplacement)", "asc/desc decomposition (decomposelos)",
-                 "GNSS interpolation (interpolategnss)", "mSSIM east", "RMSE up [mm]",
+                 "GNSS interpolation (interpolategnss)", "joint least squares (combineinsargnss)",
+                 "mSSIM east", "RMSE up [mm]",
                  "data:image/png;base64,", 'href="evaluation_cnn.html"', "Mw "):
         assert text in report, text
     assert f"{scores['cnn']['MSSIM_EAST']:.3f}" in report
