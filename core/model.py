@@ -25,7 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .configs import DictConfig
+from .configs import MODEL_LIMITS, DictConfig, check_fields
 from .gnss_prior import krige_grid
 
 #: Interpolations of the stations' net displacements the network can correct.
@@ -60,6 +60,7 @@ class ModelConfig(DictConfig):
     spline_smoothing: float = 1e-3
 
     def __post_init__(self):
+        check_fields(self, MODEL_LIMITS)
         if self.insar_layers < 9:
             raise ValueError("insar_layers must be >= 9 (two-level U-Net plus a bottleneck layer).")
         if not 1 <= self.gnss_temporal_layers < self.gnss_layers:

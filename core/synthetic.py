@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import noise
-from .configs import DictConfig
+from .configs import SCENE_LIMITS, DictConfig, check_fields
 from .conventions import GNSS_DAYS
 from .geometry import los_unit_vector
 from .okada import Fault, surface_displacement
@@ -124,8 +124,7 @@ class SceneConfig(DictConfig):
     random_station_subset: bool = False
 
     def __post_init__(self):
-        if self.size_px < 8 or self.pixel_m <= 0 or self.model_epochs < 2:
-            raise ValueError(f"Unusable scene configuration: {self}.")
+        check_fields(self, SCENE_LIMITS)
 
 
 def model_epoch_days(config: SceneConfig):

@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 
 from . import okada
+from .configs import TRAIN_LIMITS, check_fields
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
 from .model import DualBranchNet, ModelConfig, parameter_count
@@ -56,6 +57,8 @@ TrainingCancelled = Cancelled
 @dataclass
 class TrainConfig:
     """Training recipe (saved in the model file). Units: learning rate per step."""
+
+    options_name = "training"
 
     samples: int = 2048          # scenes per epoch (over all ranks)
     epochs: int = 100
@@ -79,6 +82,9 @@ class TrainConfig:
     model_dir: str = ""
     model: dict = field(default_factory=dict)
     scene: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_fields(self, TRAIN_LIMITS)
 
 
 #: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
