@@ -1,5 +1,6 @@
 """``insargnss3d:trainmodel``: (re)train the dual-branch CNN on synthetic scenes, GPU when present."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -291,7 +292,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context), device=device,
             checkpoint_dir=out + ".checkpoints", init_model=init, model=model_opts, scene=scene_opts,
             **options)
-        cfg.resume = self._can_resume(cfg, feedback, torch)
+        cfg = dataclasses.replace(cfg, resume=self._can_resume(cfg, feedback, torch))
 
         def progress(fraction, message):
             feedback.setProgress(100.0 * fraction)
@@ -311,7 +312,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
             if cfg.resume and trainer.load_checkpoint():
                 feedback.pushInfo(f"Resuming from the checkpoint after epoch {trainer.epoch} "
                                   f"({cfg.checkpoint_dir}).")
-            cfg.resume = False   # loaded (or nothing to load) once: fit() must not reload
+            trainer.cfg = dataclasses.replace(cfg, resume=False)   # loaded once: fit() must not reload
             history = trainer.fit(out)
         except TrainingCancelled as exc:
             raise QgsProcessingException(

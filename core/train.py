@@ -54,7 +54,7 @@ from .synthetic import SceneConfig, SceneSampler, model_epoch_days
 TrainingCancelled = Cancelled
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Training recipe (saved in the model file). Units: learning rate per step."""
 

@@ -48,3 +48,10 @@ def test_several_problems_are_named_at_once_and_good_values_pass():
     assert SceneConfig(size_px=32, pixel_m=500.0, revisit_days=[12], dip_deg=[10, 10]).size_px == 32
     assert TrainConfig(device="cuda:1", seed=7).device == "cuda:1"
     assert SceneConfig.from_dict(SceneConfig().to_dict()) == SceneConfig()
+
+
+@pytest.mark.parametrize("cls", [SceneConfig, ModelConfig, TrainConfig])
+def test_configurations_are_frozen(cls):
+    config = cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 1
