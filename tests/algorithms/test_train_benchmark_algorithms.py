@@ -211,7 +211,7 @@ def test_benchmarkmodel_writes_table_and_report(run_alg, tiny_model, tmp_path):
     assert result["OUTPUT_TABLE"] == str(table) and result["REPORT"] == str(report)
     columns, rows = _read_table(table)
     assert tuple(columns) == COLUMNS
-    assert len(rows) == 2 * 3 * 3
+    assert len(rows) == 2 * 3 * len(METHODS)
     for scene in ("0", "1"):
         for comp in ("east", "north", "up"):
             methods = {r["method"] for r in rows if r["scene"] == scene and r["component"] == comp}
