@@ -11,13 +11,14 @@ GNSS network, in four steps (METHOD.md, "Trust"):
    (:func:`track_noise_m`).
 3. **Reference offset and ramp against GNSS** (:func:`fit_reference_ramp`): an InSAR track
    is relative to an arbitrary reference and carries orbital ramps; the GNSS displacement
-   projected into the line of sight at the stations fixes both.
+   projected into the line of sight at the stations fixes both; the station residuals give
+   the fitted surface's own uncertainty (:func:`reference_noise_m`), added to the noise.
 4. **Per-pixel weighted least squares** (:func:`joint_enu`) of the tracks' LOS
    displacements and a 3-D prior (the bounded GNSS interpolation of
    :func:`.gnss_prior.kriging_prior`, or a network's output) with its standard deviation,
    after Wang & Wright (2012) and SISTEM (Guglielmino et al. 2011); the posterior standard
-   deviation comes with it. :func:`los_residual_rms` says how well a 3-D field explains a
-   track.
+   deviation comes with it; :func:`prior_scale` can widen a prior that the tracks
+   contradict. :func:`los_residual_rms` says how well a 3-D field explains a track.
 
 :func:`estimate_scene` chains the four steps for one scene (the ``joint`` peer of the
 benchmark and ``insargnss3d:combineinsargnss``). Frames and signs: :mod:`.conventions`;
