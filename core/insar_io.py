@@ -201,65 +201,6 @@ class InsarStack:
     notes: List[str] = field(default_factory=list)
 
 
-def read_insar_stack(paths: Sequence[str], grid: Grid, units: str, what: str,
-                     only_ends: bool = False, require_dates: bool = True) -> InsarStack:
-    """Read one track (one multi-band raster, or one single-band raster per epoch) onto ``grid``.
-
-    Parameters
-    ----------
-    paths : sequence of str
-        One raster with a band per epoch (dates from band descriptions), or one single-band
-        raster per epoch in time order (dates from the file names).
-    grid : Grid
-        Target grid (values are warped bilinearly onto it).
-    units : {"m", "mm", "rad"}
-        Unit of the values (:func:`to_los_m`).
-    what : str
-        Name of the track in messages (e.g. "INSAR_ASC").
-    only_ends : bool
-        Read only the first and last epoch (for their difference); dates are still checked.
-    require_dates : bool
-        Refuse inputs without dates (``ValueError``); otherwise the given order is taken as
-        time order and ``dates`` is None.
-    """
-    if units not in INSAR_UNITS:
-        raise ValueError(f"Unknown InSAR unit {units!r}; choose one of {', '.join(INSAR_UNITS)}.")
-    paths = list(paths)
-    if not paths:
-        raise ValueError(f"{what}: no layer given.")
-    if len(paths) == 1:
-        ds = open_raster(paths[0], what)
-        count = ds.RasterCount
-        labels = [ds.GetRasterBand(b + 1).GetDescription() for b in range(count)]
-        if count < 2:
-            raise ValueError(f"{what}: one single-band raster is one epoch; give a multi-band "
-                             f"raster (one band per epoch) or one raster per epoch.")
-        dates = epoch_dates(labels, "band description")
-        index = [0, count - 1] if only_ends else list(range(count))
-        los = warp_to_grid(paths[0], grid, what, bands=[i + 1 for i in index])
-    else:
-        count = len(paths)
-        for p in paths:
-            n = open_raster(p, what).RasterCount
-            if n != 1:
-                raise ValueError(f"{what}: {os.path.basename(p)} has {n} bands; with several "
-                                 f"layers each must be one epoch (one band). Give a multi-band "
-                                 f"raster alone instead.")
-        dates = epoch_dates([os.path.basename(p) for p in paths], "file name")
-        index = [0, count - 1] if only_ends else list(range(count))
-        los = np.concatenate([warp_to_grid(paths[i], grid, what) for i in index])
-    if dates is None and require_dates:
-        raise ValueError(f"{what}: no epoch dates found; put YYYYMMDD in the band descriptions "
-                         f"(multi-band raster) or in the file names (one raster per epoch).")
-    los_m = to_los_m(los, units)
-    notes = check_los_values(los_m, units, what)
-    for i, epoch in zip(index, los_m):
-        if not np.isfinite(epoch).any():
-            label = str(dates[i]) if dates is not None else f"epoch {i + 1}"
-            raise ValueError(f"{what}: {label} holds no valid pixel on the reference grid.")
-    return InsarStack(los_m, dates, count, notes)
-
-
 # --------------------------------------------------------------------------- tracks
 
 
@@ -296,18 +237,23 @@ class TrackSource:
 
 @dataclass
 class TrackEpochs:
-    """Epoch dates of a track and where each epoch is stored: ``(path, band)`` per epoch."""
+    """Epoch dates of a track and where each epoch is stored: ``(path, band)`` per epoch.
+
+    ``dates`` is None only for a track read without dates (:func:`track_epochs`).
+    """
 
     name: str
-    dates: np.ndarray
+    dates: Optional[np.ndarray]
     sources: List[Tuple[str, int]]
 
 
-def track_epochs(track: TrackSource) -> TrackEpochs:
+def track_epochs(track: TrackSource, require_dates: bool = True) -> TrackEpochs:
     """Dates and storage of every epoch of a track (nothing is read but metadata).
 
-    Raises ``ValueError`` for fewer than two epochs, missing dates, dates out of order, a
-    file that GDAL cannot open or that has no CRS, and several multi-band files.
+    Raises ``ValueError`` for fewer than two epochs, missing dates (unless not
+    ``require_dates``: then ``dates`` is None and the given order is the time order), dates
+    out of order, a file that GDAL cannot open or that has no CRS, and several multi-band
+    files.
     """
     paths = list(track.paths)
     if not paths:
@@ -317,9 +263,9 @@ def track_epochs(track: TrackSource) -> TrackEpochs:
         count = ds.RasterCount
         if count < 2:
             raise ValueError(
-                f"{track.name}: {os.path.basename(paths[0])} holds a single epoch; a displacement "
-                f"needs at least two. Give a multi-band raster (one band per epoch) or one raster "
-                f"per epoch.")
+                f"{track.name}: {os.path.basename(paths[0])} holds a single epoch (one band is one "
+                f"epoch); a displacement needs at least two. Give a multi-band raster (one band per "
+                f"epoch) or one raster per epoch.")
         labels = [ds.GetRasterBand(b + 1).GetDescription() for b in range(count)]
         dates = _named(epoch_dates, track.name, labels, "band description")
         sources = [(paths[0], b + 1) for b in range(count)]
@@ -334,11 +280,11 @@ def track_epochs(track: TrackSource) -> TrackEpochs:
         dates = _named(epoch_dates, track.name, [os.path.basename(p) for p in paths], "file name")
         sources = [(p, 1) for p in paths]
         where = "file names"
-    if dates is None:
+    if dates is None and require_dates:
         raise ValueError(
-            f"{track.name}: no epoch dates found in the {where}; the model needs them to place "
-            f"the epochs in its 121-day window. Put the date (YYYY-MM-DD or YYYYMMDD) in each "
-            f"band description, or YYYYMMDD in each file name.")
+            f"{track.name}: no epoch dates found in the {where}; they place the epochs in time "
+            f"(the model's 121-day window). Put the date (YYYY-MM-DD or YYYYMMDD) in each band "
+            f"description, or YYYYMMDD in each file name.")
     return TrackEpochs(track.name, dates, sources)
 
 
@@ -349,6 +295,50 @@ def _named(fn, name, *args):
     except ValueError as exc:
         text = str(exc)
         raise ValueError(text if text.startswith(name) else f"{name}: {text}") from None
+
+
+def read_insar_stack(paths: Sequence[str], grid: Grid, units: str, what: str,
+                     only_ends: bool = False, require_dates: bool = True) -> InsarStack:
+    """Read one track (one multi-band raster, or one single-band raster per epoch) onto ``grid``.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        One raster with a band per epoch (dates from band descriptions), or one single-band
+        raster per epoch in time order (dates from the file names); :func:`track_epochs`.
+    grid : Grid
+        Target grid (values are warped bilinearly onto it).
+    units : {"m", "mm", "rad"}
+        Unit of the values (:func:`to_los_m`).
+    what : str
+        Name of the track in messages (e.g. "INSAR_ASC").
+    only_ends : bool
+        Read only the first and last epoch (for their difference); dates are still checked.
+    require_dates : bool
+        Refuse inputs without dates (``ValueError``); otherwise the given order is taken as
+        time order and ``dates`` is None.
+    """
+    if units not in INSAR_UNITS:
+        raise ValueError(f"Unknown InSAR unit {units!r}; choose one of {', '.join(INSAR_UNITS)}.")
+    epochs = track_epochs(TrackSource(what, tuple(paths)), require_dates=require_dates)
+    count = len(epochs.sources)
+    index = [0, count - 1] if only_ends else list(range(count))
+    parts, i = [], 0
+    while i < len(index):                     # consecutive epochs of one file: one warp
+        path = epochs.sources[index[i]][0]
+        j = i
+        while j < len(index) and epochs.sources[index[j]][0] == path:
+            j += 1
+        parts.append(warp_to_grid(path, grid, what, bands=[epochs.sources[k][1] for k in index[i:j]]))
+        i = j
+    los_m = to_los_m(np.concatenate(parts), units)
+    notes = check_los_values(los_m, units, what)
+    dates = epochs.dates
+    for i, epoch in zip(index, los_m):
+        if not np.isfinite(epoch).any():
+            label = str(dates[i]) if dates is not None else f"epoch {i + 1}"
+            raise ValueError(f"{what}: {label} holds no valid pixel on the reference grid.")
+    return InsarStack(los_m, dates, count, notes)
 
 
 # --------------------------------------------------------------------------- LOS geometry
