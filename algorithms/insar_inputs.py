@@ -17,6 +17,7 @@ Use::
     grid = reference_grid(self, parameters, context)    # the first INSAR_ASC layer's grid
     asc = read_insar_track(self, parameters, INSAR_ASC, context, grid, feedback)
     e, n, u = read_los(self, parameters, "_ASC", context, grid)   # (3, H, W)
+    track = track_source(self, parameters, INSAR_ASC, context)  # for core.prepare / combine
 
 Core errors (``ValueError``) come back as ``QgsProcessingException`` with the same sentence.
 """
@@ -143,6 +144,21 @@ def los_source(alg, parameters, suffix: str, context):
     path = raster_path(layer, key) if layer is not None else None
     return LosSource(key, path, _optional_number(alg, parameters, f"HEADING{suffix}", context),
                      _optional_number(alg, parameters, f"INCIDENCE{suffix}", context))
+
+
+def track_source(alg, parameters, key: str, context):
+    """:class:`..core.insar_io.TrackSource` of INSAR_ASC / INSAR_DESC with its LOS geometry.
+
+    None when the track's parameter holds no layer (a model trained with track dropout can
+    work from one track).
+    """
+    from ..core.insar_io import TrackSource
+    layers = alg.parameterAsLayerList(parameters, key, context)
+    if not layers:
+        return None
+    los = los_source(alg, parameters, key[5:], context)
+    return TrackSource(key, tuple(raster_path(layer, key) for layer in layers), los.path,
+                       los.heading_deg, los.incidence_deg)
 
 
 def read_los(alg, parameters, suffix: str, context, grid):
