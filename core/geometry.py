@@ -1,4 +1,4 @@
-"""LOS unit vectors, ENU <-> LOS projection, regular grids and CRS helpers.
+"""LOS unit vectors, ENU <-> LOS projection, regular grids, CRS helpers and ECEF -> ENU.
 
 Every sign and angle follows :mod:`.conventions` (LOS unit vector from the ground to the
 satellite, positive LOS = towards the satellite, heading clockwise from north).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -112,3 +113,55 @@ def utm_epsg(lon_deg: float, lat_deg: float) -> int:
         raise ValueError(f"({lon_deg}, {lat_deg}) is not a longitude/latitude in degrees.")
     zone = min(int((lon_deg + 180.0) // 6.0) + 1, 60)
     return (32600 if lat_deg >= 0 else 32700) + zone
+
+
+def ecef_to_enu(xyz_m: np.ndarray, reference_xyz_m: Sequence[float]) -> np.ndarray:
+    """Local east/north/up [m] of ECEF positions about a reference ECEF position.
+
+    With (lat0, lon0) the geodetic latitude and longitude of the reference (pyproj,
+    EPSG:4978 -> EPSG:4979, WGS 84) and d = xyz - reference::
+
+        e = -sin(lon0) dX + cos(lon0) dY
+        n = -sin(lat0) cos(lon0) dX - sin(lat0) sin(lon0) dY + cos(lat0) dZ
+        u =  cos(lat0) cos(lon0) dX + cos(lat0) sin(lon0) dY + sin(lat0) dZ
+
+    the geocentric -> topocentric conversion of IOGP Guidance Note 7-2 (EPSG method 9836),
+    also PROJ's ``+proj=topocentric``.
+
+    Parameters
+    ----------
+    xyz_m : array (..., 3)
+        Earth-centred, earth-fixed X, Y, Z [m].
+    reference_xyz_m : 3 floats
+        ECEF origin of the local frame [m].
+
+    Returns
+    -------
+    numpy.ndarray (..., 3)
+        East, north, up [m].
+
+    References
+    ----------
+    .. [1] IOGP (2019). Coordinate Conversions and Transformations including Formulas,
+       Geomatics Guidance Note 7, part 2 (IOGP Publication 373-7-2), "Geocentric/topocentric
+       conversions" (EPSG dataset coordinate operation method code 9836).
+    """
+    from pyproj import Transformer
+    ref = np.asarray(reference_xyz_m, dtype=np.float64)
+    lon0, lat0, _ = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(
+        ref[0], ref[1], ref[2])
+    lam, phi = np.radians(lon0), np.radians(lat0)
+    sl, cl, sp, cp = np.sin(lam), np.cos(lam), np.sin(phi), np.cos(phi)
+    rotation = np.array([[-sl, cl, 0.0],
+                         [-sp * cl, -sp * sl, cp],
+                         [cp * cl, cp * sl, sp]])
+    d = np.asarray(xyz_m, dtype=np.float64) - ref
+    return d @ rotation.T
+
+
+def ecef_to_lonlat(xyz_m: Sequence[float]) -> Tuple[float, float, float]:
+    """Geodetic (lon [deg], lat [deg], ellipsoidal height [m]) of an ECEF position (WGS 84)."""
+    from pyproj import Transformer
+    lon, lat, h = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(
+        float(xyz_m[0]), float(xyz_m[1]), float(xyz_m[2]))
+    return float(lon), float(lat), float(h)

@@ -20,7 +20,7 @@ GEONET F5 ``.pos`` (Geospatial Information Authority of Japan)
     = four-character code) and ``+SOLVER/INF``; then ``+DATA`` ... ``-DATA`` holding one line
     per day ``yyyy mm dd HH:MM:SS X Y Z lat lon h`` (ECEF X, Y, Z [m], ITRF / GRS80); lines
     starting with ``*`` are column titles and rules. One file per station and year. ECEF is
-    turned into local east/north/up about a reference position by :func:`ecef_to_enu`.
+    turned into local east/north/up about a reference position by :func:`.geometry.ecef_to_enu`.
 Plain CSV
     A header row naming the columns ``station, date, lon, lat, east, north, up`` (any order,
     case-insensitive, other columns ignored; delimiter ``,``, ``;`` or tab), dates ISO
@@ -38,6 +38,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .geometry import ecef_to_enu, ecef_to_lonlat  # noqa: F401 (ecef_to_enu: importers)
 from .runtime import ProgressFn, report
 
 
@@ -291,58 +292,6 @@ def read_tenv3(path: str) -> GnssSeries:
 # GEONET F5 .pos
 
 
-def ecef_to_enu(xyz_m: np.ndarray, reference_xyz_m: Sequence[float]) -> np.ndarray:
-    """Local east/north/up [m] of ECEF positions about a reference ECEF position.
-
-    With (lat0, lon0) the geodetic latitude and longitude of the reference (pyproj,
-    EPSG:4978 -> EPSG:4979, WGS 84) and d = xyz - reference::
-
-        e = -sin(lon0) dX + cos(lon0) dY
-        n = -sin(lat0) cos(lon0) dX - sin(lat0) sin(lon0) dY + cos(lat0) dZ
-        u =  cos(lat0) cos(lon0) dX + cos(lat0) sin(lon0) dY + sin(lat0) dZ
-
-    the geocentric -> topocentric conversion of IOGP Guidance Note 7-2 (EPSG method 9836),
-    also PROJ's ``+proj=topocentric``.
-
-    Parameters
-    ----------
-    xyz_m : array (..., 3)
-        Earth-centred, earth-fixed X, Y, Z [m].
-    reference_xyz_m : 3 floats
-        ECEF origin of the local frame [m].
-
-    Returns
-    -------
-    numpy.ndarray (..., 3)
-        East, north, up [m].
-
-    References
-    ----------
-    .. [1] IOGP (2019). Coordinate Conversions and Transformations including Formulas,
-       Geomatics Guidance Note 7, part 2 (IOGP Publication 373-7-2), "Geocentric/topocentric
-       conversions" (EPSG dataset coordinate operation method code 9836).
-    """
-    from pyproj import Transformer
-    ref = np.asarray(reference_xyz_m, dtype=np.float64)
-    lon0, lat0, _ = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(
-        ref[0], ref[1], ref[2])
-    lam, phi = np.radians(lon0), np.radians(lat0)
-    sl, cl, sp, cp = np.sin(lam), np.cos(lam), np.sin(phi), np.cos(phi)
-    rotation = np.array([[-sl, cl, 0.0],
-                         [-sp * cl, -sp * sl, cp],
-                         [cp * cl, cp * sl, sp]])
-    d = np.asarray(xyz_m, dtype=np.float64) - ref
-    return d @ rotation.T
-
-
-def ecef_to_lonlat(xyz_m: Sequence[float]) -> Tuple[float, float, float]:
-    """Geodetic (lon [deg], lat [deg], ellipsoidal height [m]) of an ECEF position (WGS 84)."""
-    from pyproj import Transformer
-    lon, lat, h = Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(
-        float(xyz_m[0]), float(xyz_m[1]), float(xyz_m[2]))
-    return float(lon), float(lat), float(h)
-
-
 @dataclass
 class PosFile:
     """Raw content of one GEONET F5 ``.pos`` file (see :func:`parse_pos`)."""
@@ -434,7 +383,7 @@ def read_pos(path: str, reference_xyz_m: Optional[Sequence[float]] = None) -> Gn
     Returns
     -------
     GnssSeries
-        One station; ``enu_m`` from :func:`ecef_to_enu`; ``x``/``y`` = lon/lat [deg] of
+        One station; ``enu_m`` from :func:`.geometry.ecef_to_enu`; ``x``/``y`` = lon/lat [deg] of
         the reference position.
     """
     pos = parse_pos(path)
