@@ -123,8 +123,8 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
         end_days = self.parameterAsInt(parameters, self.END_DAYS, context)
         try:
             net = gnss_net_displacement(series, end_days=end_days)
-        except ValueError as exc:
-            raise QgsProcessingException(f"GNSS: {exc}") from None
+        except ValueError as exc:   # core names its argument; the user knows the parameter
+            raise QgsProcessingException(f"GNSS: {str(exc).replace('end_days', 'END_DAYS')}") from None
         x0, y0, dx, dy, width, height, crs = self._grid(parameters, context, feedback,
                                                         (series.x, series.y))
         # interpolation runs in metres: the grid's CRS, or the local UTM zone if it is geographic

@@ -95,7 +95,7 @@ def build_inputs(folder):
     paths = {"INSAR_DESC": str(folder / "illapel_dsc_los.tif"), "LOS_DESC": str(folder / "illapel_dsc_unit.tif"),
              "DEM": str(folder / "illapel_sea_level_dem.tif")}
     write_raster(paths["INSAR_DESC"], grid, insar, EPOCHS)
-    write_raster(paths["LOS_DESC"], grid, unit, ("east", "north", "up"))
+    write_raster(paths["LOS_DESC"], grid, unit, ("east", "north", "up"), unit="")
     write_raster(paths["DEM"], grid, np.zeros((1, grid.height, grid.width), np.float32), ("elevation",))
 
     stations = read_csv(DATA / "gnss.csv")

@@ -368,6 +368,8 @@ def test_interpolategnss_okada_step_is_recovered_roughly(run_alg, tmp_path):
     ({"EXTENT": "140.0,141.0,40.0,41.0 [EPSG:4326]"}, "None of the 25 GNSS stations lies inside the grid"),
     ({"EXTENT": "130.5,131.5,32.0,33.0 [EPSG:4326]", "PIXEL_SIZE": 1.0}, "pixels, more than"),
     ({"EAST_FIELD": "nope"}, "has no field 'nope'"),
+    # the parameter's name, not the core argument's (end_days)
+    ({"EXTENT": "130.5,131.5,32.0,33.0 [EPSG:4326]", "END_DAYS": 500}, "END_DAYS"),
 ])
 def test_interpolategnss_bad_input_no_output(run_alg, tmp_path, params, message):
     from qgis.core import QgsProcessingException

@@ -60,7 +60,7 @@ def model(provider):
 def check_outputs(displacement, report, numbers):
     """The displacement raster, the report and finite scores."""
     ds = gdal.Open(str(displacement))
-    assert ds is not None and ds.RasterCount == 3
+    assert ds is not None and ds.RasterCount == 6       # east, north, up and their std
     assert [ds.GetRasterBand(b).GetDescription() for b in (1, 2, 3)] == ["east", "north", "up"]
     assert np.isfinite(ds.ReadAsArray()).any()
     text = Path(report).read_text(encoding="utf-8")
