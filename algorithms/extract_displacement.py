@@ -9,15 +9,12 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessin
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
+from ..core.runtime import BUNDLED_MODEL, DEVICES
 from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
                      output_path)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path)
-
-#: The model shipped with the plugin.
-BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "models",
-                             "insar_gnss_3d.pt")
 
 
 class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
@@ -72,7 +69,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
     TILE_SIZE, OUTPUT = "TILE_SIZE", "OUTPUT"
     CONSISTENCY, EVENT_DATE, QUALITY = "CONSISTENCY", "EVENT_DATE", "QUALITY"
     UNITS = ("m", "mm", "rad")
-    DEVICES = ("auto", "cpu", "cuda")
+    DEVICES = DEVICES
 
     def initAlgorithm(self, config=None):  # noqa: N802
         """Parameters (names fixed by DESIGN.md; TILE_SIZE is advanced)."""

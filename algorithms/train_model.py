@@ -13,9 +13,10 @@ from qgis.core import (QgsCoordinateTransform, QgsProcessing, QgsProcessingExcep
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsProject)
 
+from ..core.conventions import ENU_BANDS as COMPONENTS
+from ..core.runtime import DEVICES
 from .common import InsarGnssAlgorithm, checked_destination, file_output, import_torch, utm_crs_for
 
-COMPONENTS = ("east", "north", "up")
 #: Defaults that finish in minutes on a CPU (the long recipe is named in the help).
 DEFAULT_SAMPLES, DEFAULT_EPOCHS = 512, 8
 
@@ -88,7 +89,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
     OUTPUT, REPORT = "OUTPUT", "REPORT"
     SCENE_SIZE_PX, PIXEL_SIZE, WIDTH = "SCENE_SIZE_PX", "PIXEL_SIZE", "WIDTH"
     VALIDATION_SAMPLES, OPTIONS = "VALIDATION_SAMPLES", "OPTIONS"
-    DEVICES = ("auto", "cpu", "cuda")
+    DEVICES = DEVICES
     TRACKS_REPORT = True
     #: TrainConfig fields OPTIONS may set (the others have their own parameter or are internal).
     OPTION_FIELDS = ("weight_decay", "warmup_fraction", "ssim_weight", "amp", "threads", "model", "scene")
