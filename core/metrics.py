@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import ndimage
 
+from .conventions import ENU_BANDS
+
 #: Constants of Wang et al. (2004), Sec. III-C: C1 = (K1 L)^2, C2 = (K2 L)^2.
 K1, K2 = 0.01, 0.03
 #: Standard deviation [pixels] of the Gaussian window (Wang et al. 2004, Sec. III-C).
@@ -399,7 +401,7 @@ def ssim_torch(pred, truth, data_range, mask=None):
     return s.sum((-2, -1)) / n
 
 
-def component_scores(pred, truth, names=("east", "north", "up")):
+def component_scores(pred, truth, names=ENU_BANDS):
     """mSSIM and RMSE of each component of (K, H, W) stacks, never raising on missing data.
 
     Parameters

@@ -47,6 +47,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal
 
+from .conventions import ENU_BANDS
 from .geometry import Grid
 from .insar_io import (LosSource, TrackEpochs, TrackSource, check_los_angles, check_los_values,  # noqa: F401
                        los_paths, read_los, to_los_m, track_epochs)
@@ -588,7 +589,7 @@ def coverage_mask(reference_path: str, tracks: dict, is_canceled: CancelFn = Non
 
 @gdal_cache_limit()
 def write_result(result: np.ndarray, grid: Grid, reference_path: str, out_path: str,
-                 tracks: dict, descriptions=("east", "north", "up"),
+                 tracks: dict, descriptions=ENU_BANDS,
                  progress: ProgressFn = None, is_canceled: CancelFn = None) -> str:
     """Warp the working-grid result onto the reference raster's grid and write it atomically.
 
