@@ -1,0 +1,107 @@
+"""The data-consistency step and degenerate GNSS networks, on the bundled model (no QGIS).
+
+The network's field is made consistent with the tracks; with two or three nearly collinear
+stations, one station or none, the output stays bounded by what was observed and shows no
+seam where tiles meet (the GNSS prior is one scene-wide field)."""
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from insar_gnss_3d.core import prepare
+from insar_gnss_3d.core.consistency import consistent_extraction, smooth_nan
+from insar_gnss_3d.core.joint import dead_zone_observation
+from insar_gnss_3d.core.modelfile import load_model
+from insar_gnss_3d.core.runtime import BUNDLED_MODEL
+
+_spec = importlib.util.spec_from_file_location("helpers_scenes",
+                                               Path(__file__).resolve().parents[1] / "helpers_scenes.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model(BUNDLED_MODEL)[:2]
+
+
+@pytest.fixture(scope="module")
+def scene96(bundled, tmp_path_factory):
+    _, scene = bundled
+    arrays = helpers.sample_scene(seed=4, size_px=96, max_displacement_m=(0.3, 0.3))
+    paths = helpers.write_scene(arrays, tmp_path_factory.mktemp("consistency") / "scene96")
+    asc = prepare.TrackSource("INSAR_ASC", (paths["INSAR_ASC"],), paths["LOS_ASC"])
+    desc = prepare.TrackSource("INSAR_DESC", (paths["INSAR_DESC"],), paths["LOS_DESC"])
+    g = paths["gnss"]
+    prepared = prepare.prepare_scene(asc, desc, paths["DEM"], g["dates"], g["enu_m"], g["x"], g["y"],
+                                     g["stations"], scene, units="m")
+    return prepared, arrays.truth_m
+
+
+def test_dead_zone_keeps_a_prior_within_the_noise_and_moves_it_by_the_excess():
+    unit = np.array([0.6, -0.1, 0.78])
+    prior = np.zeros((3, 1, 3))
+    los = np.array([[0.005, 0.030, -0.050]])
+    got = dead_zone_observation(los, unit, 0.01, prior, 1.0)
+    np.testing.assert_allclose(got, [[0.0, 0.020, -0.040]], atol=1e-12)
+
+
+def test_smoothing_ignores_nan_and_keeps_constants():
+    field = np.full((1, 20, 20), 2.0)
+    field[0, 5:8, 5:8] = np.nan
+    out = smooth_nan(field, 2.0)
+    assert np.isnan(out[0, 6, 6]) and np.allclose(out[np.isfinite(out)], 2.0)
+
+
+def _with_stations(prepared, index):
+    index = np.asarray(index, dtype=int)
+    return dataclasses.replace(prepared, gnss_m=prepared.gnss_m[index], gnss_xy_m=prepared.gnss_xy_m[index],
+                               stations=[prepared.stations[i] for i in index])
+
+
+def _collinear(prepared, count):
+    """``count`` stations closest to a west-east line through the scene centre."""
+    xy = prepared.gnss_xy_m
+    h = prepared.grid.height * prepared.grid.pixel_size
+    order = np.argsort(np.abs(xy[:, 1] + h / 2))
+    return list(order[:count])
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3])
+def test_degenerate_networks_give_a_bounded_output(bundled, scene96, count):
+    net, scene = bundled
+    prepared, truth = scene96
+    sub = _with_stations(prepared, _collinear(prepared, count))
+    network = prepare.run_model(sub, net, tile_px=48, overlap_px=16)
+    out, quality, _ = consistent_extraction(sub, network, scene)
+    los_change = np.abs(prepared.insar_epochs_m[:, -1] - prepared.insar_epochs_m[:, 0])
+    observed = max(float(np.nanpercentile(los_change, 99.9)), float(np.abs(truth).max()))
+    assert np.isfinite(out[:3]).mean() > 0.9
+    # never a plane across the scene: bounded by what the data show
+    assert np.nanmax(np.abs(out[:3])) <= 2.0 * observed
+    assert (out[3:][np.isfinite(out[3:])] > 0).all()
+    assert not any("reaches" in n["text"] for n in quality["notes"])
+    if count < 3:
+        assert any("GNSS station(s) inform the scene" in n["text"] for n in quality["notes"])
+
+
+def test_no_seam_where_tiles_meet_with_a_sparse_network(bundled, scene96):
+    """Three stations in different tiles: the field steps no more at tile borders than elsewhere."""
+    from insar_gnss_3d.core.infer import tile_starts
+
+    net, _ = bundled
+    prepared, _ = scene96
+    xy = prepared.gnss_xy_m
+    sub = _with_stations(prepared, [int(np.argmin(xy[:, 0])), int(np.argmax(xy[:, 0])), int(np.argmin(xy[:, 1]))])
+    tile, overlap = 48, 24
+    many = prepare.run_model(sub, net, tile_px=tile, overlap_px=overlap)
+    starts = tile_starts(96, tile, overlap)
+    borders = sorted({s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]})
+    for axis in (1, 2):
+        steps = np.nanmean(np.abs(np.diff(many, axis=axis)), axis=3 - axis)
+        others = np.delete(steps, borders, axis=1)
+        limit = np.maximum(2.5 * np.median(others, axis=1), others.max(axis=1))
+        assert (steps[:, borders].max(axis=1) <= limit).all(), (axis, steps[:, borders], limit)
