@@ -75,13 +75,20 @@ def epoch_dates(labels: Sequence[str], what: str) -> Optional[np.ndarray]:
     Returns
     -------
     numpy.ndarray of datetime64[D] or None
-        None when no label holds a date. Raises ``ValueError`` when only some do, when a
-        label holds two dates (an interferogram pair, not a cumulative epoch) or when the
-        dates are not strictly increasing.
+        None when no label holds a date. Names with two dates that all share the first
+        (``<reference>_<epoch>``, a cumulative series from one reference) are dated by the
+        second. Raises ``ValueError`` when only some labels hold a date, when a label holds
+        two dates of an interferogram (pairs not sharing one reference) or when the dates are
+        not strictly increasing.
     """
     per_label = [dates_in_text(text) for text in labels]
     if not any(per_label):
         return None
+    pairs = [found for found in per_label if len(found) == 2]
+    if len(pairs) == len(per_label) > 1 and len({found[0] for found in pairs}) == 1:
+        # reference_epoch names sharing one reference (OPERA DISP-S1, MintPy exports): a
+        # cumulative series from that reference, each epoch dated by its second date
+        per_label = [found[1:] for found in pairs]
     for text, found in zip(labels, per_label):
         if not found:
             raise ValueError(f"The {what} '{text}' holds no date (YYYYMMDD or YYYY-MM-DD) "
