@@ -13,19 +13,18 @@ Station margin: a station outside the scene still informs the bounded GNSS prior
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from .conventions import GNSS_DAYS
+from .runtime import CancelFn, ProgressFn
 
 #: Default working pixel size [m]: the bundled model's, so that the peers compare on one grid.
 DEFAULT_PIXEL_M = 1000.0
 #: Smallest station margin around the scene [m] (the model's training margin).
 MIN_MARGIN_M = 30e3
 
-ProgressFn = Optional[Callable[[float, str], None]]
-CancelFn = Optional[Callable[[], bool]]
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 
 from .model import DualBranchNet, ModelConfig
+from .runtime import AtomicPath
 from .synthetic import SceneConfig
 
 FORMAT = "insar_gnss_3d-model"
@@ -39,9 +40,8 @@ def save_model(path: str, model: DualBranchNet, scene_config: SceneConfig, train
                "scene_config": scene_config.to_dict(), "training": dict(training),
                "history": dict(history or {}), "validation": dict(validation or {}),
                "state_dict": state}
-    part = path + ".part"
-    torch.save(payload, part)
-    os.replace(part, path)
+    with AtomicPath(path) as part:
+        torch.save(payload, part)
 
 
 def read_model_file(path: str) -> dict:

@@ -230,15 +230,14 @@ def quality_html(quality: dict) -> str:
 def write_quality(path: str, quality: dict) -> str:
     """Write the figures as JSON (``.json``) or HTML (any other extension), atomically."""
     import json
-    import os
+
+    from .runtime import AtomicPath
 
     if path.lower().endswith(".json"):
         text = json.dumps(quality, indent=1, allow_nan=True,
                           default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
     else:
         text = quality_html(quality)
-    part = path + ".part"
-    with open(part, "w", encoding="utf-8") as f:
+    with AtomicPath(path) as part, open(part, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(part, path)
     return path
