@@ -13,15 +13,13 @@ prior is one field, not one per tile.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import numpy as np
 import torch
 
 from .features import (displacement_scale, gnss_relative, gnss_series_input, network_inputs,
                        remove_epoch_offsets)
 from .model import kriging_tile, station_net_displacement
-from .runtime import Cancelled
+from .runtime import CancelFn, Cancelled, ProgressFn, report
 
 
 def station_reach_px(model) -> float:
@@ -60,8 +58,7 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
 @torch.no_grad()
 def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                   tile_px: int = 128, overlap_px: int = 32, device="cpu",
-                  progress: Optional[Callable[[float], None]] = None,
-                  is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+                  progress: ProgressFn = None, is_canceled: CancelFn = None) -> np.ndarray:
     """East/north/up [m] (3, H, W) float32 on the working grid.
 
     Parameters (numpy, on the model's working grid of ``pixel_m``)
@@ -129,8 +126,7 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window
             done += 1
-            if progress is not None:
-                progress(done / total)
+            report(progress, done / total, f"network: {done} of {total} tiles")
     with np.errstate(invalid="ignore", divide="ignore"):
         result = out / weight_sum
     return result[:, :h, :w].astype(np.float32)

@@ -706,13 +706,10 @@ def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
     """
     from .infer import predict_scene
 
-    def tile_progress(fraction):
-        _report(progress, fraction, "network")
-
     try:
         return predict_scene(model, prepared.insar_epochs_m, prepared.los, prepared.dem_m,
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              tile_px=tile_px, overlap_px=overlap_px, device=device,
-                             progress=tile_progress, is_canceled=is_canceled)
+                             progress=progress, is_canceled=is_canceled)
     except Cancelled as exc:
         raise Cancelled("Cancelled by the user; no output was written.") from exc
