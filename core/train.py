@@ -45,7 +45,7 @@ from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
 from .model import DualBranchNet, ModelConfig, parameter_count
 from .modelfile import load_model, save_model
-from .runtime import Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
+from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import SceneConfig, SceneSampler, model_epoch_days
 
 
@@ -270,8 +270,8 @@ class Trainer:
         if path is None or (self.cfg.model_dir and self.rank != 0):
             return
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        torch.save(self.checkpoint_state(), path + ".part")
-        os.replace(path + ".part", path)
+        with AtomicPath(path) as part:
+            torch.save(self.checkpoint_state(), part)
 
     def load_checkpoint(self) -> bool:
         """Resume from the checkpoint when it exists; returns whether it did."""
@@ -322,9 +322,8 @@ class Trainer:
                    "scene_config": self.scene.to_dict(), "parameters": parameter_count(self.model),
                    "recipe": {k: v for k, v in asdict(self.cfg).items() if k not in ("model", "scene")},
                    "world_size": self.world, "points": self.history_records()}
-        with open(path + ".part", "w") as f:
+        with AtomicPath(path) as part, open(part, "w") as f:
             json.dump(payload, f, indent=1)
-        os.replace(path + ".part", path)
 
     # -- steps -------------------------------------------------------------------------------
     def train_step(self, inputs, target):
