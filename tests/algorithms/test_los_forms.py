@@ -123,6 +123,7 @@ def test_projectlos_takes_every_los_form(qgis_process, field, form, tmp_path):
     assert float(np.mean(read(out))) == pytest.approx(float(np.mean(expected)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_extractdisplacement_takes_every_los_form(provider, qgis_process, tmp_path):
     """Three qgis_process runs of an untrained tiny model (~30 s: torch loads in each)."""
     import processing
