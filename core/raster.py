@@ -6,6 +6,7 @@ cancelled or failed run leaves no half-written output.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Optional, Sequence
@@ -13,13 +14,18 @@ from typing import Optional, Sequence
 import numpy as np
 from osgeo import gdal, osr
 
+from .conventions import ENU_BANDS
 from .geometry import Grid, utm_epsg
-from .runtime import AtomicPath
+from .runtime import AtomicPath, CancelFn, ProgressFn, check_canceled, report
 
 gdal.UseExceptions()
 
 #: Bytes of float64 pixels one GDAL warp call may return at once (bands are grouped).
 WARP_CHUNK_BYTES = 256 * 2 ** 20
+#: Pixels per block when streaming an output and its coverage masks.
+BLOCK_PIXELS = 4_000_000
+#: GDAL block cache while inputs stream through the warper [bytes] (see gdal_cache_limit).
+GDAL_CACHE_BYTES = 256 * 2 ** 20
 
 
 def crs_wkt_from_epsg(epsg: int) -> str:
@@ -217,6 +223,186 @@ def dem_for_scenes(path: str, pixel_m: float, max_pixels: int = 4096 * 4096):
     if not np.isfinite(dem).any():
         raise ValueError(f"DEM {os.path.basename(path)} holds no valid elevation.")
     return np.where(np.isfinite(dem), np.maximum(dem, 0.0), 0.0), grid
+
+
+class gdal_cache_limit(contextlib.ContextDecorator):  # noqa: N801 (a context manager / decorator)
+    """Lower GDAL's block cache to ``limit_bytes`` for the block, then restore it.
+
+    GDAL's default cache is 5 % of the RAM (1.2 GB on 24 GB, 3 GB on 64 GB) and fills up
+    while big rasters stream through the warper, so memory would grow with the machine
+    rather than with the data; the cache only speeds up re-reads, which streaming avoids.
+    """
+
+    def __init__(self, limit_bytes: int = GDAL_CACHE_BYTES):
+        self.limit = int(limit_bytes)
+        self.saved = None
+
+    def __enter__(self):
+        self.saved = gdal.GetCacheMax()
+        if self.saved > self.limit:
+            gdal.SetCacheMax(self.limit)
+        return self
+
+    def __exit__(self, *exc):
+        gdal.SetCacheMax(self.saved)
+        return False
+
+
+# --------------------------------------------------------------------------- results onto a reference grid
+
+
+def _same_grid(ds, other) -> bool:
+    if (ds.RasterXSize, ds.RasterYSize) != (other.RasterXSize, other.RasterYSize):
+        return False
+    if not np.allclose(ds.GetGeoTransform(), other.GetGeoTransform(), rtol=0, atol=1e-9 * abs(ds.GetGeoTransform()[1])):
+        return False
+    return srs_from_wkt(ds.GetProjection()).IsSame(srs_from_wkt(other.GetProjection()))
+
+
+def _valid(values: np.ndarray, nodata) -> np.ndarray:
+    ok = np.isfinite(values)
+    if nodata is not None and not np.isnan(nodata):
+        ok &= values != nodata
+    return ok
+
+
+def _native_mask(ds, bands: Sequence[int], is_canceled: CancelFn) -> np.ndarray:
+    """uint8 (H, W) on the dataset's own grid: 1 where any of ``bands`` holds data (by blocks)."""
+    w, h = ds.RasterXSize, ds.RasterYSize
+    mask = np.zeros((h, w), dtype=np.uint8)
+    rows = max(1, BLOCK_PIXELS // w)
+    for r in range(0, h, rows):
+        check_canceled(is_canceled)
+        n = min(rows, h - r)
+        for b in bands:
+            band = ds.GetRasterBand(b)
+            mask[r:r + n] |= _valid(band.ReadAsArray(0, r, w, n), band.GetNoDataValue())
+    return mask
+
+
+def coverage_mask(reference_path: str, tracks: dict, is_canceled: CancelFn = None) -> np.ndarray:
+    """uint8 (H, W) on the reference raster's grid: 1 where a track has data in an epoch used.
+
+    Each file's mask is made on its own grid (block by block, one byte per pixel) and
+    carried to the reference grid by nearest neighbour.
+    """
+    from osgeo import gdal_array
+
+    ref = open_raster(reference_path, "INSAR_ASC")
+    gt, w, h = ref.GetGeoTransform(), ref.RasterXSize, ref.RasterYSize
+    covered = np.zeros((h, w), dtype=np.uint8)
+    for name, used in tracks.items():
+        if used is None:
+            continue
+        files = {}
+        for path, band in used.sources:
+            files.setdefault(path, []).append(band)
+        for path, bands in files.items():
+            ds = open_raster(path, name)
+            mask = _native_mask(ds, bands, is_canceled)
+            if _same_grid(ds, ref):
+                np.bitwise_or(covered, mask, out=covered)
+                continue
+            mem = gdal_array.OpenArray(mask)                     # wraps the array, no copy
+            mem.SetGeoTransform(ds.GetGeoTransform())
+            mem.SetProjection(ds.GetProjection())
+            options = gdal.WarpOptions(
+                format="MEM", outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
+                width=w, height=h, dstSRS=ref.GetProjection(), resampleAlg="near",
+                outputType=gdal.GDT_Byte, warpOptions=["INIT_DEST=0"])
+            warped = gdal.Warp("", mem, options=options)
+            del mem, mask
+            np.bitwise_or(covered, warped.GetRasterBand(1).ReadAsArray(), out=covered)
+            warped = None
+            check_canceled(is_canceled)
+    return covered
+
+
+@gdal_cache_limit()
+def write_on_reference_grid(result: np.ndarray, grid: Grid, reference_path: str, out_path: str,
+                            tracks: dict, descriptions=ENU_BANDS,
+                 progress: ProgressFn = None, is_canceled: CancelFn = None) -> str:
+    """Warp the working-grid result onto the reference raster's grid and write it atomically.
+
+    Parameters
+    ----------
+    result : (3, H, W) float32
+        East/north/up [m] on ``grid``.
+    grid : Grid
+        The working grid.
+    reference_path : str
+        The raster whose grid the output takes (the first INSAR_ASC layer).
+    out_path : str
+        GeoTIFF written as ``out_path + ".part"`` and renamed when complete.
+    tracks : dict
+        :attr:`.prepare.PreparedScene.tracks`: pixels that no track covers in any epoch used are NaN.
+
+    Returns
+    -------
+    str
+        ``out_path``.
+    """
+    ref = open_raster(reference_path, "INSAR_ASC")
+    gt, w, h = ref.GetGeoTransform(), ref.RasterXSize, ref.RasterYSize
+    src = gdal.GetDriverByName("MEM").Create("", grid.width, grid.height, result.shape[0], gdal.GDT_Float32)
+    src.SetGeoTransform(grid.geotransform)
+    src.SetProjection(grid.crs_wkt)
+    for i in range(result.shape[0]):
+        band = src.GetRasterBand(i + 1)
+        band.SetNoDataValue(float("nan"))
+        band.WriteArray(np.asarray(result[i], dtype=np.float32))
+
+    def callback(fraction, message, data):
+        report(progress, 0.6 * fraction, "warping to the input grid")
+        return 0 if (is_canceled is not None and is_canceled()) else 1
+
+    big = w * h * result.shape[0] * 4 > 2 ** 31
+    options = gdal.WarpOptions(
+        format="GTiff", outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
+        width=w, height=h, dstSRS=ref.GetProjection(), resampleAlg="bilinear",
+        srcNodata="nan", dstNodata="nan", outputType=gdal.GDT_Float32,
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3",
+                         "BIGTIFF=" + ("YES" if big else "IF_SAFER")],
+        warpOptions=["INIT_DEST=NO_DATA"], callback=callback)
+    with AtomicPath(out_path, remove=gdal.GetDriverByName("GTiff").Delete) as part:
+        out = None
+        try:
+            try:
+                out = gdal.Warp(part, src, options=options)
+            except RuntimeError as exc:
+                check_canceled(is_canceled)
+                raise ValueError(f"The result could not be warped onto the input grid: {exc}") from exc
+            if out is None:
+                check_canceled(is_canceled)
+                raise ValueError("The result could not be warped onto the input grid.")
+            check_canceled(is_canceled)
+            out = None
+            covered = coverage_mask(reference_path, tracks, is_canceled)
+            report(progress, 0.8, "masking pixels without InSAR coverage")
+            out = gdal.Open(part, gdal.GA_Update)
+            # the reference's geotransform itself: the warper recomputes the pixel size from
+            # the bounds (0.005 deg came back as 0.004999999999999919)
+            out.SetGeoTransform(gt)
+            rows = max(1, BLOCK_PIXELS // (w * result.shape[0]))
+            for r in range(0, h, rows):
+                check_canceled(is_canceled)
+                n = min(rows, h - r)
+                hole = covered[r:r + n] == 0
+                for i, text in enumerate(descriptions):
+                    band = out.GetRasterBand(i + 1)
+                    if r == 0:
+                        band.SetDescription(text)
+                    if hole.any():
+                        values = band.ReadAsArray(0, r, w, n)
+                        values[hole] = np.nan
+                        band.WriteArray(values, 0, r)
+                report(progress, 0.8 + 0.2 * (r + n) / h, "masking pixels without InSAR coverage")
+            out.FlushCache()
+            out = None
+            check_canceled(is_canceled)
+        finally:
+            out = None                  # closed before the part file is renamed or deleted
+    return out_path
 
 
 # --------------------------------------------------------------------------- files
