@@ -147,7 +147,7 @@ def test_extractdisplacement_takes_every_los_form(provider, qgis_process, tmp_pa
                       *forms[form], f"DEM={scene['DEM_OUT']}", f"GNSS={scene['GNSS']}", f"MODEL={model}",
                       "DEVICE=cpu", f"OUTPUT={out}"])
         results[form] = read(out)
-    assert results["raster"].shape == (3, 32, 32)
+    assert results["raster"].shape[1:] == (32, 32) and results["raster"].shape[0] >= 3   # E, N, U (+ std)
     assert np.isfinite(results["raster"]).sum() > 300          # the synthetic scene has holes
     # the three forms are one set of float32 vectors: one result, to the last bit
     assert_allclose(results["licsar"], results["raster"], rtol=0, atol=0)
