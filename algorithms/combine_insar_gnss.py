@@ -10,7 +10,7 @@ from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_tor
                      output_path)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
-                           los_source, raster_path)
+                           track_source)
 
 #: Band descriptions of the output, in band order.
 BAND_NAMES = ("east", "north", "up", "east_std", "north_std", "up_std")
@@ -89,15 +89,6 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
             self.QUALITY, "Quality figures", "JSON (*.json);;HTML (*.html)", optional=True,
             createByDefault=False))
 
-    def _track(self, parameters, key, context):
-        from ..core.insar_io import TrackSource
-        layers = self.parameterAsLayerList(parameters, key, context)
-        if not layers:
-            return None
-        suffix = key[5:]
-        los = los_source(self, parameters, suffix, context)
-        return TrackSource(key, tuple(raster_path(layer, key) for layer in layers), los.path,
-                           los.heading_deg, los.incidence_deg)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Tracks and GNSS on the working grid -> joint estimate -> 6 bands on the input grid."""
@@ -109,8 +100,8 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
         from ..core.raster import robust_limit, write_diverging_style
 
         steps = QgsProcessingMultiStepFeedback(3, feedback)
-        asc = self._track(parameters, INSAR_ASC, context)
-        desc = self._track(parameters, INSAR_DESC, context)
+        asc = track_source(self, parameters, INSAR_ASC, context)
+        desc = track_source(self, parameters, INSAR_DESC, context)
         if asc is None and desc is None:
             raise QgsProcessingException("Give at least one InSAR track (INSAR_ASC and/or INSAR_DESC).")
         units = insar_units(self, parameters, context)

@@ -6,7 +6,6 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException, Qgs
 from .common import check_canceled, file_output, import_torch
 from .extract_displacement import ExtractDisplacementAlgorithm
 from .gnss_layer import read_gnss_layer
-from .insar_inputs import INSAR_ASC, INSAR_DESC, insar_units, raster_path
 
 
 class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
@@ -54,15 +53,7 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
         from ..core.runtime import Cancelled
 
         steps = QgsProcessingMultiStepFeedback(3, feedback)
-        model, scene = self._model(parameters, context, feedback)
-        device = self._device(parameters, context)
-        asc = self._track(parameters, INSAR_ASC, context)
-        desc = self._track(parameters, INSAR_DESC, context)
-        units = insar_units(self, parameters, context)
-        dem_layer = self.parameterAsRasterLayer(parameters, self.DEM, context)
-        if dem_layer is None:
-            raise QgsProcessingException("DEM: give an elevation raster [m].")
-        dem_path = raster_path(dem_layer, self.DEM)
+        model, scene, device, asc, desc, units, dem_path = self._inputs(parameters, context, feedback)
         which = (self.parameterAsString(parameters, self.STATIONS_OUT, context) or "5").strip()
         table = file_output(self, parameters, self.OUTPUT_TABLE, context, ".csv")
         report = file_output(self, parameters, self.REPORT, context, ".html")

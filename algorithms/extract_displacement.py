@@ -14,7 +14,7 @@ from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_tor
                      output_path)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
-                           raster_path)
+                           raster_path, track_source)
 
 
 class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
@@ -139,17 +139,17 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         except (RuntimeError, ValueError) as exc:
             raise QgsProcessingException(str(exc)) from None
 
-    def _track(self, parameters, key, context):
-        from ..core.prepare import TrackSource
-        layers = self.parameterAsLayerList(parameters, key, context)
-        if not layers:
-            return None
-        suffix = key[5:]
-        paths = tuple(raster_path(layer, key) for layer in layers)
-        los_layer = self.parameterAsRasterLayer(parameters, f"LOS{suffix}", context)
-        los_path = raster_path(los_layer, f"LOS{suffix}") if los_layer is not None else None
-        return TrackSource(key, paths, los_path, _number(self, parameters, f"HEADING{suffix}", context),
-                           _number(self, parameters, f"INCIDENCE{suffix}", context))
+    def _inputs(self, parameters, context, feedback):
+        """Model, its scene configuration, device, both tracks, units and DEM path."""
+        model, scene = self._model(parameters, context, feedback)
+        device = self._device(parameters, context)
+        asc = track_source(self, parameters, INSAR_ASC, context)
+        desc = track_source(self, parameters, INSAR_DESC, context)
+        units = insar_units(self, parameters, context)
+        dem_layer = self.parameterAsRasterLayer(parameters, self.DEM, context)
+        if dem_layer is None:
+            raise QgsProcessingException("DEM: give an elevation raster [m].")
+        return model, scene, device, asc, desc, units, raster_path(dem_layer, self.DEM)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Model, working grid, GNSS, preparation, tiled network, output on the input grid."""
@@ -158,15 +158,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         from ..core.raster import robust_limit, write_diverging_style
 
         steps = QgsProcessingMultiStepFeedback(4, feedback)
-        model, scene = self._model(parameters, context, feedback)
-        device = self._device(parameters, context)
-        asc = self._track(parameters, INSAR_ASC, context)
-        desc = self._track(parameters, INSAR_DESC, context)
-        units = insar_units(self, parameters, context)
-        dem_layer = self.parameterAsRasterLayer(parameters, self.DEM, context)
-        if dem_layer is None:
-            raise QgsProcessingException("DEM: give an elevation raster [m].")
-        dem_path = raster_path(dem_layer, self.DEM)
+        model, scene, device, asc, desc, units, dem_path = self._inputs(parameters, context, feedback)
         tile_px = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
         event_date = _event_date(self.parameterAsString(parameters, self.EVENT_DATE, context))
@@ -282,11 +274,3 @@ def _is_warning(note: str) -> bool:
     """Notes about doubtful inputs are warnings; the others are information."""
     words = ("unusually", "wrapped", "covers only", "span only", "less certain", "check")
     return any(w in note for w in words)
-
-
-def _number(alg, parameters, key, context):
-    """Value of an optional number parameter, None when not given."""
-    value = parameters.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return alg.parameterAsDouble(parameters, key, context)

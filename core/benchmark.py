@@ -153,22 +153,12 @@ def sample_at(field_m, xy_m, pixel_m):
     """Values of (..., H, W) fields at points of the scene frame, NaN outside or next to NaN.
 
     Bilinear between the four surrounding pixel centres (pixel (r, c) has its centre at
-    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``); within half a pixel of the border the
-    nearest pixel. Returns (..., S).
+    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``; :func:`.joint.sample_bilinear`); within half
+    a pixel of the border the nearest pixel. Returns (..., S).
     """
-    h, w = field_m.shape[-2:]
-    u = xy_m[:, 0] / pixel_m - 0.5                    # column coordinate of pixel centres
-    v = -xy_m[:, 1] / pixel_m - 0.5                   # row coordinate
-    inside = (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
-    u = np.clip(u, 0.0, w - 1.0)
-    v = np.clip(v, 0.0, h - 1.0)
-    c0 = np.minimum(np.floor(u).astype(int), max(w - 2, 0))
-    r0 = np.minimum(np.floor(v).astype(int), max(h - 2, 0))
-    c1, r1 = np.minimum(c0 + 1, w - 1), np.minimum(r0 + 1, h - 1)
-    fu, fv = u - c0, v - r0
-    out = ((1 - fv) * ((1 - fu) * field_m[..., r0, c0] + fu * field_m[..., r0, c1])
-           + fv * ((1 - fu) * field_m[..., r1, c0] + fu * field_m[..., r1, c1]))
-    return np.where(inside, out, np.nan)
+    from .joint import sample_bilinear
+
+    return sample_bilinear(field_m, -xy_m[:, 1] / pixel_m, xy_m[:, 0] / pixel_m)
 
 
 def reference_to_gnss(los_m, unit, net_m, xy_m, pixel_m):

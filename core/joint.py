@@ -462,7 +462,7 @@ def track_noise_m(residual_std_m=None, time_function_at_epochs=None, *, displace
 # --------------------------------------------------------------------------- reference
 
 
-def _bilinear(field_m, rows, cols):
+def sample_bilinear(field_m, rows, cols):
     """Bilinear value of (..., H, W) at fractional pixel coordinates -> (..., S).
 
     Pixel ``(r, c)`` covers ``[r, r + 1) x [c, c + 1)``, its centre at ``(r + 0.5, c + 0.5)``;
@@ -490,7 +490,7 @@ def _window_values(field_m, rows, cols, window_px):
     ``(2 window_px + 1)^2`` window around its pixel.
     """
     h, w = field_m.shape[-2:]
-    out = _bilinear(field_m, rows, cols)
+    out = sample_bilinear(field_m, rows, cols)
     for s, (r, c) in enumerate(zip(rows, cols)):
         if np.isfinite(out[..., s]).all() or not (np.isfinite(r) and np.isfinite(c)):
             continue

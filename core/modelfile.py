@@ -51,6 +51,12 @@ def read_model_file(path: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:   # objects that could run code (or an unknown pickle)
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic[:2] != b"PK" and magic[:1] != b"\x80":   # neither torch's zip nor a pickle
+            raise ModelFileError(
+                f"{os.path.basename(path)} is not an InSAR-GNSS 3D model: it is cut short, damaged or a "
+                "file of another kind. Copy it again, or train a model with trainmodel.") from exc
         raise ModelFileError(_refusal_message(path, exc)) from exc
     except Exception as exc:  # RuntimeError (zip), EOFError, KeyError...: cut short, damaged or foreign
         raise ModelFileError(

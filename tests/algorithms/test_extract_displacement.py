@@ -341,7 +341,7 @@ def _bad_cases(scene, licsar, model_path, tmp_path):
         ("impossible unit", {"INSAR_ASC": [_rewrite(asc, tmp_path / "mm.tif", lambda d: d * 1000.0)]},
          "unit is wrong"),
         ("GNSS far away", {"GNSS": _shifted_gnss(scene["GNSS"], tmp_path / "far.gpkg", 5e5)},
-         "No GNSS station"),
+         "none of the 18 GNSS stations lies inside the scene"),
         ("GNSS fields", {"STATION_FIELD": "site"}, "site"),
         ("foreign model", {"MODEL": str(foreign)}, "not an InSAR-GNSS 3D model"),
         ("mismatched model", {"MODEL": str(mismatch)}, "expects other inputs"),
