@@ -35,7 +35,7 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         """The extraction's inputs, then which stations to leave out and the table/report."""
         super().initAlgorithm(config)
-        for name in (self.OUTPUT, self.QUALITY, self.CONSISTENCY):
+        for name in (self.OUTPUT, self.QUALITY, self.CONSISTENCY, "ARROWS"):
             self.removeParameter(name)
         self.addParameter(QgsProcessingParameterString(
             self.STATIONS_OUT, "Stations to leave out: a count K (nearest the largest motion) or names "

@@ -10,8 +10,9 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessin
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
 
 from ..core.runtime import BUNDLED_MODEL, DEVICES
+from .arrows import ARROWS, arrow_parameter, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
-                     output_path)
+                     output_path, sink_destination_check)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path, track_source)
@@ -63,7 +64,10 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "the observed net displacement and the output's residual [m]; warnings when the scene "
         "lies outside the model's training ranges (extent, displacement, station spacing) or "
         "the output exceeds twice the largest observed displacement. The warnings also go to "
-        "the log.")
+        "the log.<br>"
+        "<b>ARROWS</b> (optional points): the output's horizontal motion on a regular sub-grid, "
+        "fields east, north, up, magnitude [m] and azimuth [deg clockwise from grid north], "
+        "drawn as arrows sized by magnitude and coloured by up.")
 
     INSAR_UNITS, DEM, MODEL, DEVICE = "INSAR_UNITS", "DEM", "MODEL", "DEVICE"
     TILE_SIZE, OUTPUT = "TILE_SIZE", "OUTPUT"
@@ -109,6 +113,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.QUALITY, "Quality figures and warnings", "JSON (*.json);;HTML (*.html)", optional=True,
             createByDefault=False))
+        self.addParameter(arrow_parameter())
 
     # -- inputs ----------------------------------------------------------------------------
     def _model(self, parameters, context, feedback):
@@ -164,6 +169,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         event_date = _event_date(self.parameterAsString(parameters, self.EVENT_DATE, context))
         path = output_path(self, parameters, self.OUTPUT, context)
         quality_path = file_output(self, parameters, self.QUALITY, context, ".json")
+        sink_destination_check(self, parameters, ARROWS, context)
         canceled = feedback.isCanceled
         try:
             prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
@@ -226,7 +232,9 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
             f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in _finite(result[:3])) + ".")
         steps.setProgress(100.0)
         load_styled(context, path, write_diverging_style(path, 3, robust_limit(result[2])))
-        return {self.OUTPUT: path, self.QUALITY: quality_path or None}
+        crs = QgsCoordinateReferenceSystem.fromWkt(output_crs_wkt(path))
+        return {self.OUTPUT: path, self.QUALITY: quality_path or None,
+                **write_arrows(self, parameters, context, path, crs)}
 
     def _consistent(self, prepared, network_m, scene, event_date, feedback):
         """The data-consistency step (:mod:`..core.consistency`); warnings go to the log."""
@@ -251,6 +259,12 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
 
 #: Band names of the output: the displacement, then its standard deviation.
 BAND_NAMES = ("east", "north", "up", "east_std", "north_std", "up_std")
+
+
+def output_crs_wkt(path):
+    """WKT of a written raster's CRS."""
+    from osgeo import gdal
+    return gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY).GetProjection()
 
 
 def _event_date(text):

@@ -418,3 +418,28 @@ def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, 
     assert "cross-validation" in (tmp_path / "sub" / "loo.html").read_text()
     with pytest.raises(QgsProcessingException, match="STATIONS_OUT: NOPE not among"):
         run_alg("crossvalidate", {**params, "STATIONS_OUT": "NOPE"})
+
+
+def test_quality_and_arrows_outputs(run_alg, scene, model_path, tmp_path):
+    import json
+
+    from osgeo import ogr
+
+    params = base_params(scene, model_path, tmp_path / "enu_q.tif")
+    params.update({"QUALITY": str(tmp_path / "q" / "quality.json"), "ARROWS": str(tmp_path / "arrows.gpkg")})
+    result = run_alg(ALG, params)
+    quality = json.loads(Path(result["QUALITY"]).read_text())
+    tracks = [t for t in quality["tracks"] if t.get("used")]
+    assert len(tracks) == 2
+    for t in tracks:
+        # the output explains each track to within a few times its own noise estimate
+        assert 0 < t["noise_m"] and t["los_residual_rms_m"] <= 3 * t["noise_m"] + 0.02
+    assert len(quality["stations"]) > 3 and all(len(s["residual_m"]) == 3 for s in quality["stations"])
+    ds = ogr.Open(result["ARROWS"])             # keep the dataset alive while its layer is used
+    layer = ds.GetLayer(0)
+    assert layer.GetFeatureCount() > 10
+    names = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
+    assert {"east", "north", "up", "magnitude", "azimuth"} <= set(names)
+    html = tmp_path / "quality.html"
+    run_alg(ALG, {**base_params(scene, model_path, tmp_path / "enu_h.tif"), "QUALITY": str(html)})
+    assert "LOS residual RMS" in html.read_text()
