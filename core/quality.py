@@ -208,6 +208,41 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
             "largest_output_m": peak(result.estimate_m), "largest_network_m": peak(network_m)}
 
 
+def station_arrows_figure(stations):
+    """Observed (black) and output (red) horizontal motion at the stations, up as colour.
+
+    ``stations``: dicts with ``x_m``, ``y_m`` (scene frame), ``gnss_m`` (observed E/N/U) and
+    ``residual_m`` (output minus observed), as :func:`.joint.estimate_scene` gives them.
+    """
+    from .report import new_figure
+
+    x = np.array([st["x_m"] for st in stations]) / 1e3
+    y = np.array([st["y_m"] for st in stations]) / 1e3
+    obs = np.array([st["gnss_m"] for st in stations], dtype=np.float64)
+    out = obs + np.array([st["residual_m"] for st in stations], dtype=np.float64)
+    fig = new_figure(6.0, 5.0)
+    ax = fig.add_subplot(1, 1, 1)
+    scale = max(float(np.nanmax(np.hypot(obs[:, 0], obs[:, 1]))), 1e-6)
+    span = max(float(np.ptp(x)) if x.size else 1.0, float(np.ptp(y)) if y.size else 1.0, 1.0)
+    k = 0.15 * span / scale                       # the largest arrow is 15 % of the network's span
+    ax.quiver(x, y, k * obs[:, 0], k * obs[:, 1], angles="xy", scale_units="xy", scale=1, color="black",
+              width=0.004, label="observed (GNSS)")
+    ax.quiver(x, y, k * out[:, 0], k * out[:, 1], angles="xy", scale_units="xy", scale=1, color="#d62728",
+              width=0.004, alpha=0.8, label="output")
+    limit = max(float(np.nanmax(np.abs(obs[:, 2]))), 1e-6)
+    points = ax.scatter(x, y, c=obs[:, 2], cmap="RdBu_r", vmin=-limit, vmax=limit, s=30, edgecolors="0.3",
+                        zorder=3)
+    fig.colorbar(points, ax=ax, label="observed up [m]")
+    for st, xi, yi in zip(stations, x, y):
+        ax.annotate(st["station"], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x east [km]")
+    ax.set_ylabel("y north [km]")
+    ax.set_title(f"horizontal motion (longest observed arrow: {1e3 * scale:.0f} mm)")
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
 def quality_html(quality: dict) -> str:
     """The quality figures as an HTML page (notes, per-track and per-station tables)."""
     from .report import html_document, html_table, paragraph
@@ -219,6 +254,11 @@ def quality_html(quality: dict) -> str:
     parts.append(html_table(["track", "noise estimate [mm]", "LOS residual RMS of the output [mm]"],
                             [[t["track"], 1e3 * t["noise_m"], 1e3 * t["los_residual_rms_m"]] for t in tracks],
                             ".1f"))
+    stations = [st for st in quality.get("stations", []) if "x_m" in st]
+    if stations:
+        from .report import figure_html
+        parts.append("<h2>GNSS stations: observed and output horizontal motion</h2>")
+        parts.append(figure_html(station_arrows_figure(stations), "observed and output motion at the stations"))
     parts.append("<h2>GNSS stations (observed net displacement and residual of the output)</h2>")
     parts.append(html_table(
         ["station", "east [mm]", "north [mm]", "up [mm]", "res. east [mm]", "res. north [mm]", "res. up [mm]"],

@@ -29,3 +29,24 @@ def test_output_beyond_twice_the_observations_is_warned_about():
     notes = exceedance_warnings(out, np.array([[0.3, 0.2, 1.8]]), [np.full((10, 10), 1.0)])
     assert len(notes) == 1 and "|up| reaches 5.50 m" in notes[0].text
     assert exceedance_warnings(out * 0.5, np.array([[0.3, 0.2, 1.8]]), []) == []
+
+
+def test_quality_html_embeds_the_station_arrows_and_json_round_trips(tmp_path):
+    import json
+
+    from insar_gnss_3d.core.quality import write_quality
+
+    quality = {"notes": [{"level": "warning", "text": "far too large"}],
+               "tracks": [{"track": "descending", "used": True, "noise_m": 0.02, "los_residual_rms_m": 0.03,
+                           "reference": {"offset_m": np.float64(0.01)}}],
+               "stations": [{"station": "A", "x_m": 1e3, "y_m": -2e3, "gnss_m": [0.1, 0.2, 0.05],
+                             "residual_m": [0.01, -0.02, 0.0]},
+                            {"station": "B", "x_m": 30e3, "y_m": -20e3, "gnss_m": [-0.1, 0.05, -0.02],
+                             "residual_m": [0.01, 0.0, 0.0]}]}
+    html = (tmp_path / "q.html")
+    write_quality(str(html), quality)
+    text = html.read_text()
+    assert text.count("data:image/png;base64,") == 1 and "far too large" in text and "30.0" in text
+    back = json.loads(open(write_quality(str(tmp_path / "q.json"), quality)).read())
+    assert back["tracks"][0]["reference"]["offset_m"] == 0.01
+    assert not list(tmp_path.glob("*.part"))
