@@ -213,7 +213,7 @@ def bad_cases(scene, tmp_path):
         ({"INSAR_ASC": [_write(tmp_path / "one.tif", cube[-1:], DATES[-1:])]}, "one epoch"),
         ({"INSAR_ASC": [_write(tmp_path / "asc_mm_as_m.tif", cube * 1e5, DATES)]}, "unit is wrong"),
         ({"INSAR_ASC": [_write(tmp_path / "pair_20240105_20240117.tif", cube[:1], ["los"]),
-                        _write(tmp_path / "pair_20240105_20240129.tif", cube[1:2], ["los"])]},
+                        _write(tmp_path / "pair_20240117_20240129.tif", cube[1:2], ["los"])]},
          "interferogram"),
         ({"LOS_DESC": None}, "HEADING_DESC"),
         ({"LOS_ASC": _write(tmp_path / "two.tif", scene["los_a"][:2], ("e", "n"))}, "band"),

@@ -31,7 +31,10 @@ def test_epoch_dates_rules():
     with pytest.raises(ValueError, match="holds no date"):
         epoch_dates(["2024-01-05", "band 2"], "band description")
     with pytest.raises(ValueError, match="interferogram"):
-        epoch_dates(["20240105_20240117", "20240105_20240129"], "file name")
+        epoch_dates(["20240105_20240117", "20240117_20240129"], "file name")
+    # one shared reference: a cumulative series, dated by the second date
+    dates = epoch_dates(["disp_20240105_20240117", "disp_20240105_20240129"], "file name")
+    assert list(dates) == [np.datetime64("2024-01-17"), np.datetime64("2024-01-29")]
     with pytest.raises(ValueError, match="not in time order"):
         epoch_dates(["20240117", "20240105"], "file name")
     with pytest.raises(ValueError, match="not in time order"):
