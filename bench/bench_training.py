@@ -17,6 +17,11 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 Best-of timings, because the machine may be shared: the minimum is the least disturbed run.
 The load average is printed with the figures. ``python bench/bench_training.py 1`` measures
 with one torch thread.
+
+``python bench/bench_training.py --variants`` compares ways to speed the training step up on
+this CPU, by the process's CPU time per step (steadier than wall time on a shared machine),
+one torch thread, the same fixed batch, interleaved with the plain step: channels-last
+memory format, bfloat16 autocast, ``torch.compile`` of the model (its compile time printed).
 """
 
 from __future__ import annotations
@@ -119,6 +124,53 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     return result
 
 
+def _cpu_best(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def variants(batch_size=16, repeats=3, names=("plain", "channels_last", "bf16_autocast", "compile")):
+    """CPU seconds per training step of each variant (one thread); prints and returns a dict."""
+    import torch
+
+    torch.set_num_threads(1)
+    from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+    from insar_gnss_3d.core.train import TrainConfig, Trainer, batch_to_inputs
+
+    scene = SceneConfig()
+    trainer = Trainer(TrainConfig(samples=2048, epochs=1, batch_size=batch_size, validation_samples=1,
+                                  device="cpu", checkpoint_dir="", resume=False))
+    inputs, target = batch_to_inputs(SceneSampler(scene, seed=123).sample(batch_size), scene)
+    step = lambda: trainer.train_step(inputs, target)  # noqa: E731
+    step()
+    result = {}
+    for name in names:
+        if name == "channels_last":
+            trainer.model.to(memory_format=torch.channels_last)
+        elif name == "bf16_autocast":
+            trainer.use_amp, trainer.amp_dtype = True, torch.bfloat16
+        elif name == "compile":
+            t0 = time.time()
+            trainer.net = torch.compile(trainer.model)
+            step()
+            print(f"  torch.compile: {time.time() - t0:.0f} s to compile (wall)", flush=True)
+        step()
+        result[name] = _cpu_best(step, 1 if name == "bf16_autocast" else repeats)
+        trainer.model.to(memory_format=torch.contiguous_format)
+        trainer.use_amp, trainer.net = False, trainer.model
+        plain = _cpu_best(step, repeats)                       # the plain step again, for the same load
+        print(f"  {name:14s} {result[name]:6.2f} CPU s/step ({batch_size / result[name]:5.2f} scenes/s per "
+              f"core), plain {plain:6.2f} s beside it: x{plain / result[name]:.2f}", flush=True)
+    return result
+
+
 if __name__ == "__main__":
     import sys
-    run(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    if "--variants" in sys.argv:
+        variants()
+    else:
+        run(threads=int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -222,6 +222,7 @@ TRAIN_LIMITS = {
     "device": Device(),
     "amp": FLAG,
     "threads": Integer(0, 4096),
+    "compile_model": FLAG,
     "checkpoint_dir": TEXT,
     "init_model": TEXT,
     "resume": FLAG,
