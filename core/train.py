@@ -46,7 +46,7 @@ from .metrics import ssim, ssim_torch
 from .model import DualBranchNet, ModelConfig, parameter_count
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
-from .synthetic import SceneConfig, SceneSampler, model_epoch_days
+from .synthetic import REALISM, SceneConfig, SceneSampler, model_epoch_days
 
 
 #: Raised after the checkpoint is saved when the cancel callback returns True: the one
@@ -547,6 +547,10 @@ def build_parser():
     p.add_argument("--init-model", default="", help="model file to fine-tune from")
     p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"width": 48}\'')
     p.add_argument("--scene", default="{}", help='scene-sampler overrides as JSON, e.g. \'{"size_px": 96}\'')
+    p.add_argument("--recipe", default="model", choices=("model", "realism"),
+                   help="scene recipe under the --scene overrides: the model's own, or 'realism' "
+                        "(synthetic.REALISM: heterogeneous slip, several faults, all mechanisms, sigmoid "
+                        "slow slips, partial track coverage, dense to sparse networks)")
     p.add_argument("--dem", default="", help="GeoTIFF DEM in a metric CRS: scenes use crops of it")
     return p
 
@@ -560,7 +564,8 @@ def main(argv=None):
                       seed=args.seed, device=args.device, amp=not args.no_amp, threads=args.threads,
                       compile_model=args.compile_model,
                       checkpoint_dir=args.checkpoint_dir, init_model=args.init_model,
-                      resume=not args.no_resume, model=json.loads(args.model), scene=json.loads(args.scene),
+                      resume=not args.no_resume, model=json.loads(args.model),
+                      scene={**(REALISM if args.recipe == "realism" else {}), **json.loads(args.scene)},
                       minutes=args.minutes, validate_every_minutes=args.validate_every_minutes,
                       model_dir=args.model_dir)
     if not args.output and not args.model_dir:
