@@ -249,8 +249,8 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Recipe -> Trainer.fit -> model file and report."""
         torch = import_torch()
-        from ..core.synthetic import SceneConfig
-        from ..core.train import TrainConfig, Trainer, TrainingCancelled
+        from ..core.configs import SceneConfig, TrainConfig
+        from ..core.train import Trainer, TrainingCancelled
 
         options = self._options(parameters, context)
         out = self._model_path(parameters, context, feedback)        # both checked before any work

@@ -335,7 +335,8 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     from .consistency import consistent_field
     from .infer import InferenceCancelled, predict_scene
     from .modelfile import load_model
-    from .synthetic import SceneConfig, SceneSampler, model_epoch_days, scene_arrays
+    from .configs import SceneConfig
+    from .synthetic import SceneSampler, model_epoch_days, scene_arrays
     from .runtime import select_device
 
     if int(scenes) < 1:

@@ -9,10 +9,14 @@ field of :class:`.synthetic.SceneConfig`, :class:`.model.ModelConfig` and
 import math
 import numbers
 import re
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+from .conventions import GNSS_DAYS
 from .runtime import DEVICES
+
+#: Interpolations of the stations' net displacements the network can correct.
+GNSS_PRIORS = ("kriging", "thin_plate")
 
 
 class DictConfig:
@@ -244,11 +248,187 @@ def check_fields(config, limits: dict):
     """
     name = getattr(config, "options_name", type(config).__name__)
     problems = []
-    for field in fields(config):
-        allowed = limits.get(field.name)
-        value = getattr(config, field.name)
+    for entry in fields(config):
+        allowed = limits.get(entry.name)
+        value = getattr(config, entry.name)
         why = allowed.problem(value) if allowed is not None else None
         if why:
-            problems.append(f"{field.name} = {value!r} {why}")
+            problems.append(f"{entry.name} = {value!r} {why}")
     if problems:
         raise ValueError(f"Unusable {name} configuration: " + "; ".join(problems) + ".")
+
+
+# --------------------------------------------------------------------------- the three configurations
+
+
+@dataclass(frozen=True)
+class SceneConfig(DictConfig):
+    """What the scene sampler draws from. Ranges are (low, high); units in the names.
+
+    Defaults follow METHOD.md and go well beyond typical values (atmospheric noise up to
+    30 mm per acquisition) so that a model trained on them holds on other generators.
+    """
+
+    options_name = "scene"
+
+    size_px: int = 64
+    pixel_m: float = 1000.0
+    model_epochs: int = 16
+    gnss_days: int = GNSS_DAYS
+    # fault (megathrust): Okada & Fukushima 2025; Nishimura et al. 2013 for slow slips
+    dip_deg: tuple = (5.0, 30.0)
+    rake_deg: tuple = (60.0, 120.0)
+    top_depth_m: tuple = (0.0, 30e3)
+    length_m: tuple = (10e3, 80e3)
+    width_m: tuple = (8e3, 50e3)
+    #: the slip is scaled so that the truth's largest |component| is log-uniform here
+    max_displacement_m: tuple = (1e-3, 1.0)
+    slow_slip_fraction: float = 0.5
+    slow_slip_duration_days: tuple = (3.0, 45.0)
+    # InSAR acquisitions (Sentinel-1: 6 or 12 days revisit)
+    revisit_days: tuple = (6, 12)
+    drop_acquisition_fraction: float = 0.15
+    heading_asc_deg: tuple = (-16.0, -8.0)
+    heading_desc_deg: tuple = (-172.0, -164.0)
+    incidence_deg: tuple = (30.0, 46.0)
+    #: per-acquisition noise (noise.py cites the typical values; these ranges exceed them)
+    turbulence_sigma_m: tuple = (1e-3, 30e-3)
+    correlation_length_m: tuple = (3e3, 40e3)
+    stratified_m_per_m: float = 25e-6
+    ramp_m_per_m: float = 1.5e-6
+    epoch_offset_m: float = 0.05
+    decorrelated_fraction: tuple = (0.0, 0.3)
+    sea_probability: float = 0.4
+    frame_edge_probability: float = 0.25
+    track_dropout_probability: float = 0.15
+    relief_m: tuple = (50.0, 2500.0)
+    # GNSS: METHOD.md (2.3 mm horizontal, 6.8 mm vertical daily scatter); ranges widened
+    station_spacing_m: tuple = (15e3, 35e3)
+    station_margin_m: float = 30e3
+    max_stations: int = 40
+    gnss_white_h_m: tuple = (1e-3, 5e-3)
+    gnss_white_v_m: tuple = (3e-3, 12e-3)
+    gnss_rw_h_m_per_sqrt_day: tuple = (0.0, 0.5e-3)
+    gnss_rw_v_m_per_sqrt_day: tuple = (0.0, 1.5e-3)
+    gnss_common_mode_m: tuple = (0.0, 3e-3)
+    gnss_gap_fraction: tuple = (0.0, 0.2)
+    # -- realism, opt-in (0 / False: the recipe above, draw for draw) ------------------------
+    #: scenes whose slip is a random field on sub-faults instead of uniform (sample_slip_field)
+    heterogeneous_slip_fraction: float = 0.0
+    #: sub-faults along strike and down dip (the edge cells carry no slip after the taper):
+    #: the surface sees the long wavelengths of the slip at these depths; the Okada cost
+    #: grows with the count (stated reason: ~3 ms per sub-fault per 64 x 64 scene on a CPU)
+    subfaults_along: int = 10
+    subfaults_down: int = 5
+    #: von Karman Hurst exponent; Mai & Beroza (2002) find H ~ 0.7-0.8, i.e. about k^-2 decay
+    slip_hurst: tuple = (0.5, 1.0)
+    #: von Karman correlation lengths as fractions of fault length/width; Mai & Beroza (2002)
+    #: find them growing with the fault's dimensions, at roughly a fifth to a half of them
+    slip_correlation_fraction: tuple = (0.2, 0.5)
+    #: slip standard deviation / mean slip before clipping at 0 (stated reason: large enough
+    #: for patches the data can resolve, positive mean slip)
+    slip_variation: tuple = (0.4, 1.0)
+    #: width of the cosine taper at each edge, as a fraction of the fault's dimension; the slip
+    #: goes to 0 at the edges (Mai & Beroza 2002 taper their fields; no stress singularity)
+    slip_taper_fraction: float = 0.25
+    #: scenes with 2..max_faults faults (multi-segment ruptures, e.g. Kaikoura 2016, Hamling et
+    #: al. 2017, Science 356, eaam7194; Kumamoto 2016 on two faults); the extra faults' moments
+    #: are 0.1-1 x the first's
+    multi_fault_fraction: float = 0.0
+    max_faults: int = 3
+    #: faults whose dip and rake are drawn from the ranges below instead of the megathrust's
+    #: (strike-slip, normal, reverse crustal faults; stated reason: any mechanism occurs)
+    other_mechanism_fraction: float = 0.0
+    other_dip_deg: tuple = (5.0, 90.0)
+    other_rake_deg: tuple = (-180.0, 180.0)
+    #: slow slips with a smooth start and stop (logistic in time) instead of a linear ramp;
+    #: geodetic slow-slip series accelerate and decay smoothly (e.g. Nishimura et al. 2013)
+    sigmoid_slow_slip_fraction: float = 0.0
+    #: probability per track that its frame covers only part of the scene (20-80 % of it):
+    #: ascending and descending frames are cut at different places (Sentinel-1 frames)
+    partial_overlap_probability: float = 0.0
+    #: keep a random subset of stations when a network exceeds max_stations (False: the first
+    #: ones in grid order, which leaves the east of a dense network without stations)
+    random_station_subset: bool = False
+
+    def __post_init__(self):
+        check_fields(self, SCENE_LIMITS)
+
+
+@dataclass(frozen=True)
+class ModelConfig(DictConfig):
+    """Architecture; saved in model files. ``epochs`` = model epochs T, ``gnss_days`` = D."""
+
+    options_name = "model"
+
+    epochs: int = 16
+    gnss_days: int = 121
+    width: int = 32
+    gnss_width: int = 32
+    insar_layers: int = 10
+    gnss_temporal_layers: int = 6
+    gnss_layers: int = 11
+    fusion_layers: int = 4
+    #: Gaussian length scales [pixels] for spreading station features on the grid
+    gnss_scales_px: tuple = (8.0, 20.0, 50.0)
+    #: predict a correction to an interpolation of the stations' net displacements (the
+    #: classical GNSS peer) instead of the field itself
+    residual_on_gnss_spline: bool = True
+    #: that interpolation: ``kriging`` (bounded, reverts to zero far from the stations;
+    #: :mod:`.gnss_prior`) or ``thin_plate`` (extrapolates as a plane; models before v2)
+    gnss_prior: str = "kriging"
+    #: thin-plate smoothing (in units of the normalised station coordinates)
+    spline_smoothing: float = 1e-3
+
+    def __post_init__(self):
+        check_fields(self, MODEL_LIMITS)
+        if self.insar_layers < 9:
+            raise ValueError("insar_layers must be >= 9 (two-level U-Net plus a bottleneck layer).")
+        if not 1 <= self.gnss_temporal_layers < self.gnss_layers:
+            raise ValueError("gnss_temporal_layers must lie in [1, gnss_layers).")
+        if self.fusion_layers < 2:
+            raise ValueError("fusion_layers must be >= 2.")
+        if self.gnss_prior not in GNSS_PRIORS:
+            raise ValueError(f"gnss_prior must be one of {', '.join(GNSS_PRIORS)}, got {self.gnss_prior!r}.")
+
+    @property
+    def insar_channels(self) -> int:
+        """Input channels of the InSAR branch: 2T epochs + 2 masks + 6 LOS components."""
+        return 2 * self.epochs + 2 + 6
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe (saved in the model file). Units: learning rate per step."""
+
+    options_name = "training"
+
+    samples: int = 2048          # scenes per epoch (over all ranks)
+    epochs: int = 100
+    batch_size: int = 16         # per rank
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    ssim_weight: float = 0.5
+    validation_samples: int = 64
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    threads: int = 0             # CPU threads (0: torch's default)
+    #: torch.compile the network for the training steps (validation runs it eagerly): on this
+    #: project's 2-core AVX2 CPU 1.1-1.35x the scenes/s per step after 20 s (cached) to 4 min of
+    #: compiling (bench/bench_training.py --variants); worth it for sessions of an hour or more
+    compile_model: bool = False
+    checkpoint_dir: str = ""
+    init_model: str = ""
+    resume: bool = True
+    #: wall-clock budget [min]; > 0: train until it is spent (``epochs`` is then ignored)
+    minutes: float = 0.0
+    validate_every_minutes: float = 10.0
+    #: campaign folder: model, checkpoint and history (see the module docstring)
+    model_dir: str = ""
+    model: dict = field(default_factory=dict)
+    scene: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_fields(self, TRAIN_LIMITS)

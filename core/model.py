@@ -19,61 +19,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .configs import MODEL_LIMITS, DictConfig, check_fields
+from .configs import ModelConfig  # noqa: F401 (defined with the other configurations)
 from .gnss_prior import krige_grid
 
-#: Interpolations of the stations' net displacements the network can correct.
-GNSS_PRIORS = ("kriging", "thin_plate")
 #: Days averaged at each end of the window for a station's net displacement.
 NET_WINDOW_DAYS = 10
-
-
-@dataclass(frozen=True)
-class ModelConfig(DictConfig):
-    """Architecture; saved in model files. ``epochs`` = model epochs T, ``gnss_days`` = D."""
-
-    options_name = "model"
-
-    epochs: int = 16
-    gnss_days: int = 121
-    width: int = 32
-    gnss_width: int = 32
-    insar_layers: int = 10
-    gnss_temporal_layers: int = 6
-    gnss_layers: int = 11
-    fusion_layers: int = 4
-    #: Gaussian length scales [pixels] for spreading station features on the grid
-    gnss_scales_px: tuple = (8.0, 20.0, 50.0)
-    #: predict a correction to an interpolation of the stations' net displacements (the
-    #: classical GNSS peer) instead of the field itself
-    residual_on_gnss_spline: bool = True
-    #: that interpolation: ``kriging`` (bounded, reverts to zero far from the stations;
-    #: :mod:`.gnss_prior`) or ``thin_plate`` (extrapolates as a plane; models before v2)
-    gnss_prior: str = "kriging"
-    #: thin-plate smoothing (in units of the normalised station coordinates)
-    spline_smoothing: float = 1e-3
-
-    def __post_init__(self):
-        check_fields(self, MODEL_LIMITS)
-        if self.insar_layers < 9:
-            raise ValueError("insar_layers must be >= 9 (two-level U-Net plus a bottleneck layer).")
-        if not 1 <= self.gnss_temporal_layers < self.gnss_layers:
-            raise ValueError("gnss_temporal_layers must lie in [1, gnss_layers).")
-        if self.fusion_layers < 2:
-            raise ValueError("fusion_layers must be >= 2.")
-        if self.gnss_prior not in GNSS_PRIORS:
-            raise ValueError(f"gnss_prior must be one of {', '.join(GNSS_PRIORS)}, got {self.gnss_prior!r}.")
-
-    @property
-    def insar_channels(self) -> int:
-        """Input channels of the InSAR branch: 2T epochs + 2 masks + 6 LOS components."""
-        return 2 * self.epochs + 2 + 6
 
 
 class PixelNorm(nn.Module):
@@ -276,7 +231,7 @@ class DualBranchNet(nn.Module):
     learns where InSAR and the time series improve on it.
     """
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    def __init__(self, cfg: ModelConfig = ModelConfig()):  # noqa: B008 (frozen, immutable)
         super().__init__()
         self.config = cfg
         self.insar = InsarBranch(cfg)

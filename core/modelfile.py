@@ -20,9 +20,9 @@ from typing import Optional
 
 import torch
 
-from .model import DualBranchNet, ModelConfig
+from .configs import ModelConfig, SceneConfig
+from .model import DualBranchNet
 from .runtime import AtomicPath
-from .synthetic import SceneConfig
 
 FORMAT = "insar_gnss_3d-model"
 VERSION = 1

@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Callable, Optional
 
 import numpy as np
@@ -40,55 +40,19 @@ import torch
 import torch.distributed as dist
 
 from . import okada
-from .configs import TRAIN_LIMITS, check_fields
+from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
-from .model import DualBranchNet, ModelConfig, parameter_count
+from .configs import ModelConfig, SceneConfig
+from .model import DualBranchNet, parameter_count
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
-from .synthetic import REALISM, SceneConfig, SceneSampler, model_epoch_days
+from .synthetic import REALISM, SceneSampler, model_epoch_days
 
 
 #: Raised after the checkpoint is saved when the cancel callback returns True: the one
 #: :class:`.runtime.Cancelled`.
 TrainingCancelled = Cancelled
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training recipe (saved in the model file). Units: learning rate per step."""
-
-    options_name = "training"
-
-    samples: int = 2048          # scenes per epoch (over all ranks)
-    epochs: int = 100
-    batch_size: int = 16         # per rank
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
-    ssim_weight: float = 0.5
-    validation_samples: int = 64
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    threads: int = 0             # CPU threads (0: torch's default)
-    #: torch.compile the network for the training steps (validation runs it eagerly): on this
-    #: project's 2-core AVX2 CPU 1.1-1.35x the scenes/s per step after 20 s (cached) to 4 min of
-    #: compiling (bench/bench_training.py --variants); worth it for sessions of an hour or more
-    compile_model: bool = False
-    checkpoint_dir: str = ""
-    init_model: str = ""
-    resume: bool = True
-    #: wall-clock budget [min]; > 0: train until it is spent (``epochs`` is then ignored)
-    minutes: float = 0.0
-    validate_every_minutes: float = 10.0
-    #: campaign folder: model, checkpoint and history (see the module docstring)
-    model_dir: str = ""
-    model: dict = field(default_factory=dict)
-    scene: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        check_fields(self, TRAIN_LIMITS)
 
 
 #: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
