@@ -12,7 +12,8 @@ from grid north]; styled as arrows rotated by the azimuth, sized by the magnitud
 coloured by up (red up, blue down; the diverging ramp of the rasters).
 """
 
-from qgis.core import (QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsGeometry, QgsMarkerSymbol,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
+                       QgsGeometry, QgsMarkerSymbol,
                        QgsPointXY, QgsProcessing, QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingParameterFeatureSink, QgsProperty, QgsSingleSymbolRenderer,
                        QgsSymbolLayer, QgsWkbTypes)
@@ -57,8 +58,11 @@ class _ArrowStyle(QgsProcessingLayerPostProcessorInterface):
             style_arrow_layer(layer, self.max_magnitude_m, self.up_limit_m)
 
 
-def write_arrows(alg, parameters, context, raster_path, crs, key=ARROWS):
-    """Write the arrows of ``raster_path`` (bands east, north, up) to ``key``; ``{}`` when not asked."""
+def write_arrows(alg, parameters, context, raster_path, crs=None, key=ARROWS):
+    """Write the arrows of ``raster_path`` (bands east, north, up) to ``key``; ``{}`` when not asked.
+
+    ``crs``: the raster's :class:`QgsCoordinateReferenceSystem`; None reads it from the raster.
+    """
     import numpy as np
 
     from ..core.arrows import arrow_samples
@@ -68,6 +72,10 @@ def write_arrows(alg, parameters, context, raster_path, crs, key=ARROWS):
     fields = QgsFields()
     for name in FIELDS:
         fields.append(QgsField(name, QVariant.Double))
+    if crs is None:
+        from osgeo import gdal
+        wkt = gdal.OpenEx(raster_path, gdal.OF_RASTER | gdal.OF_READONLY).GetProjection()
+        crs = QgsCoordinateReferenceSystem.fromWkt(wkt)
     sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.Point, crs)
     if sink is None:
         return {}

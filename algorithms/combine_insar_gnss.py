@@ -6,8 +6,9 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessin
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
 
+from .arrows import ARROWS, arrow_parameter, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
-                     output_path)
+                     output_path, sink_destination_check)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            track_source)
@@ -88,11 +89,13 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.QUALITY, "Quality figures", "JSON (*.json);;HTML (*.html)", optional=True,
             createByDefault=False))
+        self.addParameter(arrow_parameter())
 
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Tracks and GNSS on the working grid -> joint estimate -> 6 bands on the input grid."""
         import_torch()                       # the GNSS prior (kriging) runs on torch
+        sink_destination_check(self, parameters, ARROWS, context)
         import numpy as np
 
         from ..core import prepare
@@ -157,7 +160,7 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
             f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in finite) + ".")
         steps.setProgress(100.0)
         load_styled(context, path, write_diverging_style(path, 3, robust_limit(combined.result[2])))
-        out = {self.OUTPUT: path}
+        out = {self.OUTPUT: path, **write_arrows(self, parameters, context, path)}
         if quality_path:
             out[self.QUALITY] = quality_path
         return out

@@ -232,9 +232,8 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
             f"{1e3 * float(abs(c).max()):.1f} mm" if c.size else "-" for c in _finite(result[:3])) + ".")
         steps.setProgress(100.0)
         load_styled(context, path, write_diverging_style(path, 3, robust_limit(result[2])))
-        crs = QgsCoordinateReferenceSystem.fromWkt(output_crs_wkt(path))
         return {self.OUTPUT: path, self.QUALITY: quality_path or None,
-                **write_arrows(self, parameters, context, path, crs)}
+                **write_arrows(self, parameters, context, path)}
 
     def _consistent(self, prepared, network_m, scene, event_date, feedback):
         """The data-consistency step (:mod:`..core.consistency`); warnings go to the log."""
@@ -259,12 +258,6 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
 
 #: Band names of the output: the displacement, then its standard deviation.
 BAND_NAMES = ("east", "north", "up", "east_std", "north_std", "up_std")
-
-
-def output_crs_wkt(path):
-    """WKT of a written raster's CRS."""
-    from osgeo import gdal
-    return gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY).GetProjection()
 
 
 def _event_date(text):

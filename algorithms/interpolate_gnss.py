@@ -7,8 +7,9 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsRectangle)
 
+from .arrows import ARROWS, arrow_parameter, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, load_styled, output_path,
-                     require_projected, transform_extent, utm_crs_for)
+                     require_projected, sink_destination_check, transform_extent, utm_crs_for)
 from .gnss_layer import add_gnss_parameters, read_gnss_layer
 
 MAX_PIXELS = 50_000_000
@@ -66,6 +67,7 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
             self.addParameter(param)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Interpolated displacement (east, north, up)"))
+        self.addParameter(arrow_parameter())
 
     def _grid(self, parameters, context, feedback, stations_lonlat):
         """Output grid: (x0, y0, dx, dy, width, height, crs) in the output CRS."""
@@ -108,6 +110,7 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Net displacement per station, interpolated block by block."""
+        sink_destination_check(self, parameters, ARROWS, context)
         from pyproj import Transformer
         from ..core.baselines import gnss_net_displacement, interpolate_gnss
         from ..core.conventions import ENU_BANDS
@@ -171,7 +174,7 @@ class InterpolateGnssAlgorithm(InsarGnssAlgorithm):
                 steps.setProgress(100.0 * (row0 + rows) / height)
             writer.commit()
         load_styled(context, path, write_diverging_style(path, 3, max_up))
-        return {self.OUTPUT: path}
+        return {self.OUTPUT: path, **write_arrows(self, parameters, context, path, crs)}
 
 
 def _given(value) -> bool:

@@ -403,3 +403,22 @@ def test_interpolategnss_cancel_leaves_no_output(provider, tmp_path):
         processing.run("insargnss3d:interpolategnss", {"GNSS": str(gpkg), "OUTPUT": str(out)},
                        context=QgsProcessingContext(), feedback=feedback)
     assert not out.exists()
+
+
+def test_interpolategnss_arrows_follow_the_raster(run_alg, tmp_path):
+    from qgis.core import QgsVectorLayer
+    gpkg = tmp_path / "net_arrows.gpkg"
+    write_layer(gpkg, network(field=linear_field))
+    out = tmp_path / "interp.tif"
+    result = run_alg("interpolategnss", {"GNSS": str(gpkg), "EXTENT": "130.5,131.5,32.0,33.0 [EPSG:4326]",
+                                         "PIXEL_SIZE": 5000, "OUTPUT": str(out),
+                                         "ARROWS": str(tmp_path / "arrows.gpkg")})
+    layer = QgsVectorLayer(result["ARROWS"], "arrows")
+    assert layer.isValid() and layer.featureCount() > 50
+    ds = gdal.Open(str(out))
+    gt, data = ds.GetGeoTransform(), ds.ReadAsArray()
+    for feature in list(layer.getFeatures())[:20]:
+        p = feature.geometry().asPoint()
+        col, row = int((p.x() - gt[0]) / gt[1]), int((p.y() - gt[3]) / gt[5])
+        assert feature["east"] == pytest.approx(float(data[0, row, col]), rel=1e-5, abs=1e-9)
+        assert feature["north"] == pytest.approx(float(data[1, row, col]), rel=1e-5, abs=1e-9)
