@@ -24,6 +24,17 @@ FIELDS = ("east", "north", "up", "magnitude", "azimuth")
 _POST_PROCESSORS = []  # Processing keeps only a pointer: keep the Python objects alive
 
 
+def add_displacement_outputs(alg):
+    """OUTPUT (6 bands: east, north, up and their std), optional QUALITY (JSON/HTML), ARROWS."""
+    from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterRasterDestination
+    alg.addParameter(QgsProcessingParameterRasterDestination(
+        "OUTPUT", "3-D displacement (east, north, up, and their std)"))
+    alg.addParameter(QgsProcessingParameterFileDestination(
+        "QUALITY", "Quality figures and warnings", "JSON (*.json);;HTML (*.html)", optional=True,
+        createByDefault=False))
+    alg.addParameter(arrow_parameter())
+
+
 def arrow_parameter(key=ARROWS):
     """The optional point output (not created unless asked for)."""
     return QgsProcessingParameterFeatureSink(

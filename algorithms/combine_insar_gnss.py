@@ -1,15 +1,14 @@
 """``insargnss3d:combineinsargnss``: the joint InSAR + GNSS least-squares peer (no network)."""
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingException,
+from qgis.core import (QgsProcessing, QgsProcessingException,
                        QgsProcessingMultiStepFeedback, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterString)
+                       QgsProcessingParameterEnum, QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterString)
 
-from .arrows import ARROWS, arrow_parameter, write_arrows
+from .arrows import ARROWS, add_displacement_outputs, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
                      output_path, sink_destination_check)
-from .gnss_layer import add_gnss_parameters, read_gnss_layer
+from .gnss_layer import add_gnss_parameters, working_grid_and_gnss
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            track_source)
 
@@ -84,12 +83,7 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
             minValue=10.0, maxValue=100000.0)
         pixel.setFlags(pixel.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(pixel)
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "3-D displacement (east, north, up, and their std)"))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.QUALITY, "Quality figures", "JSON (*.json);;HTML (*.html)", optional=True,
-            createByDefault=False))
-        self.addParameter(arrow_parameter())
+        add_displacement_outputs(self)
 
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -115,12 +109,7 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
         canceled = feedback.isCanceled
         reference = asc if asc is not None else desc
         try:
-            grid = prepare.working_grid(reference.paths[0], pixel_m, reference.name)
-            epsg = prepare.grid_epsg(grid)
-            feedback.pushInfo(f"Working grid: {grid.width} x {grid.height} pixels of {grid.pixel_size:g} m "
-                              f"in EPSG:{epsg} covering the first {reference.name} layer.")
-            series = read_gnss_layer(self, parameters, context,
-                                     QgsCoordinateReferenceSystem(f"EPSG:{epsg}"), steps)
+            grid, series = working_grid_and_gnss(self, parameters, context, reference, pixel_m, feedback, steps)
             check_canceled(feedback)
             steps.setCurrentStep(1)
             combined = combine_scene(asc, desc, series.dates, series.enu_m, series.x, series.y,

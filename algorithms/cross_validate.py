@@ -1,11 +1,11 @@
 """``insargnss3d:crossvalidate``: leave-one-station-out check on real data (no truth needed)."""
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessingException, QgsProcessingMultiStepFeedback,
+from qgis.core import (QgsProcessingException, QgsProcessingMultiStepFeedback,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterString)
 
 from .common import check_canceled, file_output, import_torch
 from .extract_displacement import ExtractDisplacementAlgorithm
-from .gnss_layer import read_gnss_layer
+from .gnss_layer import working_grid_and_gnss
 
 
 class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
@@ -60,9 +60,8 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
         try:
             prepare.check_tracks(asc, desc, scene)
             reference = asc if asc is not None else desc
-            grid = prepare.working_grid(reference.paths[0], scene.pixel_m, reference.name)
-            series = read_gnss_layer(self, parameters, context,
-                                     QgsCoordinateReferenceSystem(f"EPSG:{prepare.grid_epsg(grid)}"), steps)
+            grid, series = working_grid_and_gnss(self, parameters, context, reference, scene.pixel_m, feedback,
+                                                 steps)
             steps.setCurrentStep(1)
             prepared = prepare.prepare_scene(asc, desc, dem_path, series.dates, series.enu_m, series.x, series.y,
                                              series.stations, scene, units=units, grid=grid,

@@ -2,18 +2,18 @@
 
 import os
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsProcessing, QgsProcessingException,
+from qgis.core import (QgsProcessing, QgsProcessingException,
                        QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterString,
+                       QgsProcessingParameterString,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterRasterLayer)
 
 from ..core.runtime import BUNDLED_MODEL, DEVICES
-from .arrows import ARROWS, arrow_parameter, write_arrows
+from .arrows import ARROWS, add_displacement_outputs, write_arrows
 from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
                      output_path, sink_destination_check)
-from .gnss_layer import add_gnss_parameters, read_gnss_layer
+from .gnss_layer import add_gnss_parameters, working_grid_and_gnss
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path, track_source)
 
@@ -108,12 +108,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
             optional=True)
         event.setFlags(event.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(event)
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            self.OUTPUT, "3-D displacement (east, north, up, and their std)"))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            self.QUALITY, "Quality figures and warnings", "JSON (*.json);;HTML (*.html)", optional=True,
-            createByDefault=False))
-        self.addParameter(arrow_parameter())
+        add_displacement_outputs(self)
 
     # -- inputs ----------------------------------------------------------------------------
     def _model(self, parameters, context, feedback):
@@ -174,12 +169,8 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         try:
             prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
             reference = asc if asc is not None else desc
-            grid = prepare.working_grid(reference.paths[0], scene.pixel_m, reference.name)
-            epsg = prepare.grid_epsg(grid)
-            feedback.pushInfo(f"Working grid: {grid.width} x {grid.height} pixels of {grid.pixel_size:g} m "
-                              f"in EPSG:{epsg} covering the first {reference.name} layer.")
-            series = read_gnss_layer(self, parameters, context,
-                                     QgsCoordinateReferenceSystem(f"EPSG:{epsg}"), steps)
+            grid, series = working_grid_and_gnss(self, parameters, context, reference, scene.pixel_m, feedback,
+                                                 steps)
             check_canceled(feedback)
             steps.setCurrentStep(1)
             prepared = prepare.prepare_scene(

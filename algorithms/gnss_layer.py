@@ -241,3 +241,19 @@ def write_gnss_features(sink, series, feedback=None) -> int:
     if feedback is not None:
         feedback.setProgress(100.0)
     return len(features)
+
+
+def working_grid_and_gnss(alg, parameters, context, reference, pixel_m, feedback, steps):
+    """The working grid of ``reference`` (UTM of its centre at ``pixel_m``) and the GNSS layer in it.
+
+    ``reference``: the first track (:class:`..core.insar_io.TrackSource`). Logs the grid;
+    returns ``(grid, series)`` with the series' x/y in the grid's CRS.
+    """
+    from qgis.core import QgsCoordinateReferenceSystem
+
+    from ..core import prepare
+    grid = prepare.working_grid(reference.paths[0], pixel_m, reference.name)
+    epsg = prepare.grid_epsg(grid)
+    feedback.pushInfo(f"Working grid: {grid.width} x {grid.height} pixels of {grid.pixel_size:g} m "
+                      f"in EPSG:{epsg} covering the first {reference.name} layer.")
+    return grid, read_gnss_layer(alg, parameters, context, QgsCoordinateReferenceSystem(f"EPSG:{epsg}"), steps)
