@@ -10,7 +10,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutpu
 
 from ..core.conventions import ENU_BANDS as COMPONENTS
 from ..core.runtime import DEVICES, Cancelled
-from .common import InsarGnssAlgorithm, import_torch
+from .common import InsarGnssAlgorithm, add_device_parameter, import_torch
 
 
 class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
@@ -69,9 +69,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         self.addParameter(number(self.SCENES, "Number of scenes", number.Integer, 100, minValue=1,
                                  maxValue=1000000))
         self.addParameter(number(self.SEED, "Seed of the scenes", number.Integer, 0, minValue=0))
-        device = QgsProcessingParameterEnum(self.DEVICE, "Device", list(self.DEVICES), defaultValue="auto")
-        device.setUsesStaticStrings(True)
-        self.addParameter(device)
+        add_device_parameter(self)
         recipe = QgsProcessingParameterEnum(
             self.RECIPE, "Scene generator (model = the model's own; stress = harsher, real relief)",
             list(self.RECIPES), defaultValue="model")

@@ -325,3 +325,23 @@ def output_paths_first(alg, parameters, context, names):
         else:
             paths[name] = output_path(alg, parameters, name, context)
     return paths
+
+
+def add_device_parameter(alg, key="DEVICE"):
+    """The DEVICE enum (``auto``, ``cpu``, ``cuda``; words on the command line)."""
+    from qgis.core import QgsProcessingParameterEnum
+
+    from ..core.runtime import DEVICES
+    device = QgsProcessingParameterEnum(key, "Device", list(DEVICES), defaultValue="auto")
+    device.setUsesStaticStrings(True)
+    alg.addParameter(device)
+
+
+def device_from(alg, parameters, context, key="DEVICE"):
+    """``(torch.device, word)`` of DEVICE; a missing GPU is a sentence, not a traceback."""
+    from ..core.runtime import select_device
+    word = alg.parameterAsEnumString(parameters, key, context) or "auto"
+    try:
+        return select_device(word), word
+    except (RuntimeError, ValueError) as exc:
+        raise QgsProcessingException(str(exc)) from None

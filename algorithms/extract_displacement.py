@@ -11,8 +11,8 @@ from qgis.core import (QgsProcessing, QgsProcessingException,
 
 from ..core.runtime import BUNDLED_MODEL, DEVICES
 from .arrows import ARROWS, add_displacement_outputs, write_arrows
-from .common import (InsarGnssAlgorithm, check_canceled, file_output, import_torch, load_styled,
-                     output_path, sink_destination_check)
+from .common import (InsarGnssAlgorithm, add_device_parameter, check_canceled, device_from, file_output,
+                     import_torch, load_styled, output_path, sink_destination_check)
 from .gnss_layer import add_gnss_parameters, working_grid_and_gnss
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path, track_source)
@@ -92,9 +92,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, "Model file (default: the bundled model)", QgsProcessingParameterFile.File,
             optional=True, fileFilter="InSAR-GNSS 3D model (*.pt);;All files (*)"))
-        device = QgsProcessingParameterEnum(self.DEVICE, "Device", list(self.DEVICES), defaultValue="auto")
-        device.setUsesStaticStrings(True)
-        self.addParameter(device)
+        add_device_parameter(self)
         tile = QgsProcessingParameterNumber(
             self.TILE_SIZE, "Tile size [pixels of the working grid]", QgsProcessingParameterNumber.Integer,
             128, minValue=32, maxValue=2048)
@@ -132,12 +130,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         return model, scene
 
     def _device(self, parameters, context):
-        from ..core.train import select_device
-        word = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
-        try:
-            return select_device(word)
-        except (RuntimeError, ValueError) as exc:
-            raise QgsProcessingException(str(exc)) from None
+        return device_from(self, parameters, context)[0]
 
     def _inputs(self, parameters, context, feedback):
         """Model, its scene configuration, device, both tracks, units and DEM path."""

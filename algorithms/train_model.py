@@ -8,14 +8,15 @@ import time
 
 from qgis.core import (QgsCoordinateTransform, QgsProcessing, QgsProcessingException,
                        QgsProcessingOutputNumber, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsProcessingParameterString, QgsProject)
 
 from ..core.conventions import ENU_BANDS as COMPONENTS
 from ..core.runtime import DEVICES
-from .common import InsarGnssAlgorithm, checked_destination, file_output, import_torch, utm_crs_for
+from .common import (InsarGnssAlgorithm, add_device_parameter, checked_destination, device_from, file_output,
+                     import_torch, utm_crs_for)
 
 #: Defaults that finish in minutes on a CPU (the long recipe is named in the help).
 DEFAULT_SAMPLES, DEFAULT_EPOCHS = 512, 8
@@ -106,9 +107,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
                                  minValue=1, maxValue=4096))
         self.addParameter(number(self.LEARNING_RATE, "Peak learning rate (AdamW) [1e-7 - 1]", number.Double,
                                  2e-3, minValue=1e-7, maxValue=1.0))
-        device = QgsProcessingParameterEnum(self.DEVICE, "Device", list(self.DEVICES), defaultValue="auto")
-        device.setUsesStaticStrings(True)
-        self.addParameter(device)
+        add_device_parameter(self)
         self.addParameter(number(self.SEED, "Seed", number.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.DEM, "DEM [m] for the scenes' topography", optional=True))
@@ -167,12 +166,7 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         return options
 
     def _device(self, parameters, context, feedback, torch):
-        from ..core.train import select_device
-        word = self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto"
-        try:
-            device = select_device(word)
-        except (RuntimeError, ValueError) as exc:
-            raise QgsProcessingException(str(exc)) from None
+        device, word = device_from(self, parameters, context)
         if device.type == "cuda":
             feedback.pushInfo(f"Training on the GPU {torch.cuda.get_device_name(device)} "
                               f"({'found by DEVICE=auto' if word == 'auto' else 'DEVICE=cuda'}), "
