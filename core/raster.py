@@ -318,6 +318,10 @@ def coverage_mask(reference_path: str, tracks: dict, is_canceled: CancelFn = Non
     return covered
 
 
+#: Working memory of GDAL's warper when writing a result back [bytes] (its default is 64 MB).
+WARP_MEMORY_BYTES = 512 * 2 ** 20
+
+
 @gdal_cache_limit()
 def write_on_reference_grid(result: np.ndarray, grid: Grid, reference_path: str, out_path: str,
                             tracks: dict, descriptions=ENU_BANDS,
@@ -361,9 +365,11 @@ def write_on_reference_grid(result: np.ndarray, grid: Grid, reference_path: str,
         format="GTiff", outputBounds=(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3]),
         width=w, height=h, dstSRS=ref.GetProjection(), resampleAlg="bilinear",
         srcNodata="nan", dstNodata="nan", outputType=gdal.GDT_Float32,
-        creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3",
+        creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=3", "NUM_THREADS=ALL_CPUS",
                          "BIGTIFF=" + ("YES" if big else "IF_SAFER")],
-        warpOptions=["INIT_DEST=NO_DATA"], callback=callback)
+        # the warper computes and the GeoTIFF driver compresses on every core (same bytes)
+        multithread=True, warpMemoryLimit=WARP_MEMORY_BYTES,
+        warpOptions=["INIT_DEST=NO_DATA", "NUM_THREADS=ALL_CPUS"], callback=callback)
     with AtomicPath(out_path, remove=gdal.GetDriverByName("GTiff").Delete) as part:
         out = None
         try:
