@@ -106,7 +106,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Scenes -> three methods -> scores -> CSV + HTML (written only when all is done)."""
         import_torch()
-        from ..core import benchmark
+        from ..core import benchmark, benchmark_report
         from ..core.modelfile import ModelFileError
         from ..core.report import write_html
 
@@ -127,7 +127,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
             feedback.setProgress(100.0 * fraction)
             feedback.pushInfo(message)
 
-        keeper = benchmark.ExampleKeeper()
+        keeper = benchmark_report.ExampleKeeper()
         try:
             rows = benchmark.run_benchmark(model, scenes, seed, device, progress, feedback.isCanceled,
                                            overrides, dem_path=dem, on_scene=keeper)
@@ -152,7 +152,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
                 meta = {"Model": model or benchmark.BUNDLED_MODEL, "Scenes": scenes, "Seed": seed,
                         "Generator": recipe + (f" {json.dumps(overrides)}" if overrides else "")
                         + (f", relief {os.path.basename(dem)}" if dem else "")}
-                written.append(write_html(report, benchmark.report_html(rows, keeper.examples, meta)))
+                written.append(write_html(report, benchmark_report.report_html(rows, keeper.examples, meta)))
         except Exception:
             for path in written:
                 if os.path.exists(path):

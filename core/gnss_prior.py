@@ -44,8 +44,14 @@ JITTER = 1e-6
 #: values: a noise-free series (or offsets given without sigma) would make kriging honour
 #: each station exactly and ring between close stations.
 MIN_NOISE_FRACTION = 1e-4
-#: Grid points evaluated per block (bounded memory: block x stations doubles).
-BLOCK_POINTS = 262_144
+#: Doubles one block of grid points may hold per array (points x components x stations):
+#: 16 M doubles = 128 MB, so memory stays bounded for a network of thousands of stations.
+BLOCK_DOUBLES = 16 * 2 ** 20
+#: Grid points x stations^2 spent on the standard deviation; beyond it (networks of
+#: hundreds of stations on millions of pixels) the std is computed on a coarser grid and
+#: interpolated bilinearly: exact far from the stations, where it varies on the correlation
+#: length, and too large (conservative) within a few pixels of a station.
+STD_BUDGET = 2e10
 
 _SQRT3 = math.sqrt(3.0)
 
@@ -120,7 +126,8 @@ def choose_length(xy, values, noise_var, valid, fallback_length):
     return length
 
 
-def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallback_length=None):
+def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallback_length=None,
+               with_std: bool = True):
     """Batched simple kriging onto a regular grid (torch, float64 inside).
 
     Parameters
@@ -137,6 +144,9 @@ def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallba
         Correlation length; by default :func:`choose_length`.
     fallback_length : (B,) tensor, optional
         Length when fewer than two stations are valid (required then).
+    with_std : bool
+        Also the posterior standard deviation (None otherwise; the mean alone costs grid
+        points x stations, the std grid points x stations^2).
 
     Returns
     -------
@@ -155,7 +165,7 @@ def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallba
     h, w = grid_y.numel(), grid_x.numel()
     if s == 0 or not bool(valid.any()):
         zeros = torch.zeros((b, c, h, w), dtype=dtype, device=xy.device)
-        return zeros, torch.full_like(zeros, math.inf)
+        return zeros, (torch.full_like(zeros, math.inf) if with_std else None)
     if length is None:
         if fallback_length is None:
             fallback_length = torch.full((b,), float(max(h, w)), dtype=torch.float64, device=xy.device)
@@ -164,24 +174,50 @@ def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallba
     sill = _sill(values, noise_var, valid)                                   # (B, C)
     chol = torch.linalg.cholesky(_covariance(xy, valid, length, sill, noise_var))
     alpha = torch.cholesky_solve(values.transpose(1, 2)[..., None], chol)    # (B, C, S, 1)
-    gy, gx = torch.meshgrid(grid_y, grid_x, indexing="ij")
-    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)               # (HW, 2)
-    mean = torch.empty((b, c, h * w), dtype=torch.float64, device=xy.device)
-    var = torch.empty_like(mean)
-    vmask = valid.to(torch.float64)[:, None, :]
-    for start in range(0, h * w, BLOCK_POINTS):
-        block = points[start:start + BLOCK_POINTS].expand(b, -1, -1)
-        corr = matern32(_pairwise(block, xy) / length[:, None, None]) * vmask   # (B, P, S)
-        k_star = sill[:, :, None, None] * corr[:, None]                       # (B, C, P, S)
-        mean[:, :, start:start + block.shape[1]] = (k_star @ alpha)[..., 0]
-        half = torch.linalg.solve_triangular(chol, k_star.transpose(-1, -2), upper=False)
-        var[:, :, start:start + block.shape[1]] = sill[..., None] - (half * half).sum(-2)
-    std = torch.sqrt(var.clamp_min(0.0))
+    weights = (sill[..., None] * alpha[..., 0]).transpose(1, 2)              # (B, S, C)
+    mean = torch.empty((b, h * w, c), dtype=torch.float64, device=xy.device)
+    block_points = max(256, BLOCK_DOUBLES // max(1, b * s))
+    points = _grid_points(grid_x, grid_y)
+    for start in range(0, h * w, block_points):
+        corr = _station_correlation(points[start:start + block_points], xy, valid, length)
+        mean[:, start:start + corr.shape[1]] = corr @ weights
+    mean = mean.transpose(1, 2).reshape(b, c, h, w)
     none = ~valid.any(1)
-    if bool(none.any()):
-        std[none] = math.inf
-        mean[none] = 0.0
-    return mean.reshape(b, c, h, w).to(dtype), std.reshape(b, c, h, w).to(dtype)
+    mean[none] = 0.0
+    if not with_std:
+        return mean.to(dtype), None
+    # the std varies on the scale of the correlation length: a coarse grid, then bilinear,
+    # keeps its cost (grid points x stations^2) bounded for large networks and grids
+    stride = max(1, math.ceil(math.sqrt(h * w * s * s / STD_BUDGET)))
+    cx = torch.linspace(float(grid_x[0]), float(grid_x[-1]), max(2, math.ceil((w - 1) / stride) + 1),
+                        dtype=torch.float64, device=xy.device) if w > 1 else grid_x
+    cy = torch.linspace(float(grid_y[0]), float(grid_y[-1]), max(2, math.ceil((h - 1) / stride) + 1),
+                        dtype=torch.float64, device=xy.device) if h > 1 else grid_y
+    coarse = _grid_points(cx, cy)
+    var = torch.empty((b, c, coarse.shape[0]), dtype=torch.float64, device=xy.device)
+    block_points = max(64, BLOCK_DOUBLES // max(1, b * c * s))
+    for start in range(0, coarse.shape[0], block_points):
+        corr = _station_correlation(coarse[start:start + block_points], xy, valid, length)
+        k_star = sill[:, :, None, None] * corr[:, None]                       # (B, C, P, S)
+        half = torch.linalg.solve_triangular(chol, k_star.transpose(-1, -2), upper=False)
+        var[:, :, start:start + corr.shape[1]] = sill[..., None] - (half * half).sum(-2)
+    std = torch.sqrt(var.clamp_min(0.0)).reshape(b, c, cy.numel(), cx.numel())
+    if (cy.numel(), cx.numel()) != (h, w):
+        std = torch.nn.functional.interpolate(std, size=(h, w), mode="bilinear", align_corners=True)
+    std[none] = math.inf
+    return mean.to(dtype), std.to(dtype)
+
+
+def _grid_points(grid_x, grid_y):
+    """(H W, 2) coordinates of a grid's points, row by row."""
+    gy, gx = torch.meshgrid(grid_y, grid_x, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], -1)
+
+
+def _station_correlation(points, xy, valid, length):
+    """(B, P, S) Matérn correlation of grid points with the valid stations (0 for the others)."""
+    corr = matern32(_pairwise(points.expand(xy.shape[0], -1, -1), xy) / length[:, None, None])
+    return corr * valid.to(torch.float64)[:, None, :]
 
 
 def kriging_prior(station_xy_m, values_m, sigma_m, grid_x_m, grid_y_m,

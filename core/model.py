@@ -175,7 +175,7 @@ def kriging_tile(xy, net, net_var, has_net, height, width):
     xs = torch.arange(width, device=xy.device, dtype=torch.float64) + 0.5
     ys = torch.arange(height, device=xy.device, dtype=torch.float64) + 0.5
     fallback = torch.full((xy.shape[0],), max(height, width) / 4.0, dtype=torch.float64, device=xy.device)
-    mean, _ = krige_grid(xy, net, net_var, has_net, xs, ys, fallback_length=fallback)
+    mean, _ = krige_grid(xy, net, net_var, has_net, xs, ys, fallback_length=fallback, with_std=False)
     return mean
 
 

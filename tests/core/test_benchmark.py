@@ -192,11 +192,13 @@ def test_csv_round_trip_and_atomic_write(two_scenes, tmp_path):
 
 def test_report_embeds_the_figure_summary_and_examples(two_scenes):
     rows, _, kept = two_scenes
-    keeper = B.ExampleKeeper()
+    from insar_gnss_3d.core import benchmark_report as report
+
+    keeper = report.ExampleKeeper()
     for result in kept:
         keeper(result)
     assert 1 <= len(keeper.examples) <= 2
-    text = B.report_html(rows, keeper.examples, {"Model": "tiny.pt"})
+    text = report.report_html(rows, keeper.examples, {"Model": "tiny.pt"})
     # the mSSIM figure, the calibration figure, one map per example
     assert text.count("data:image/png;base64,") == 2 + len(keeper.examples)
     assert "median mSSIM east" in text and "max &gt; 10 mm" in text and "tiny.pt" in text
