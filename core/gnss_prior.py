@@ -47,6 +47,9 @@ MIN_NOISE_FRACTION = 1e-4
 #: Doubles one block of grid points may hold per array (points x components x stations):
 #: 16 M doubles = 128 MB, so memory stays bounded for a network of thousands of stations.
 BLOCK_DOUBLES = 16 * 2 ** 20
+#: Stations farther than this many correlation lengths from a block of the grid are left
+#: out of its mean (Matérn 3/2 correlation 1.4e-5 there).
+CUTOFF_LENGTHS = 8.0
 #: Grid points x stations^2 spent on the standard deviation; beyond it (networks of
 #: hundreds of stations on millions of pixels) the std is computed on a coarser grid and
 #: interpolated bilinearly: exact far from the stations, where it varies on the correlation
@@ -175,13 +178,16 @@ def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallba
     chol = torch.linalg.cholesky(_covariance(xy, valid, length, sill, noise_var))
     alpha = torch.cholesky_solve(values.transpose(1, 2)[..., None], chol)    # (B, C, S, 1)
     weights = (sill[..., None] * alpha[..., 0]).transpose(1, 2)              # (B, S, C)
-    mean = torch.empty((b, h * w, c), dtype=torch.float64, device=xy.device)
-    block_points = max(256, BLOCK_DOUBLES // max(1, b * s))
-    points = _grid_points(grid_x, grid_y)
-    for start in range(0, h * w, block_points):
-        corr = _station_correlation(points[start:start + block_points], xy, valid, length)
-        mean[:, start:start + corr.shape[1]] = corr @ weights
-    mean = mean.transpose(1, 2).reshape(b, c, h, w)
+    if b == 1 and h * w * s > BLOCK_DOUBLES:
+        mean = _local_mean(grid_x, grid_y, xy, valid, length, weights)
+    else:
+        mean = torch.empty((b, h * w, c), dtype=torch.float64, device=xy.device)
+        block_points = max(256, BLOCK_DOUBLES // max(1, b * s))
+        points = _grid_points(grid_x, grid_y)
+        for start in range(0, h * w, block_points):
+            corr = _station_correlation(points[start:start + block_points], xy, valid, length)
+            mean[:, start:start + corr.shape[1]] = corr @ weights
+        mean = mean.transpose(1, 2).reshape(b, c, h, w)
     none = ~valid.any(1)
     mean[none] = 0.0
     if not with_std:
@@ -206,6 +212,32 @@ def krige_grid(xy, values, noise_var, valid, grid_x, grid_y, length=None, fallba
         std = torch.nn.functional.interpolate(std, size=(h, w), mode="bilinear", align_corners=True)
     std[none] = math.inf
     return mean.to(dtype), std.to(dtype)
+
+
+def _local_mean(grid_x, grid_y, xy, valid, length, weights, tile: int = 128):
+    """Posterior mean (1, C, H, W) tile by tile, each from the stations within reach.
+
+    A station farther than :data:`CUTOFF_LENGTHS` correlation lengths from a tile's box
+    has a correlation below 1.4e-5 there and is left out: large scenes with dense networks
+    cost grid points x nearby stations instead of x all stations.
+    """
+    h, w, c = grid_y.numel(), grid_x.numel(), weights.shape[-1]
+    mean = torch.zeros((1, c, h, w), dtype=torch.float64, device=xy.device)
+    reach = CUTOFF_LENGTHS * float(length[0])
+    px, py = xy[0, :, 0], xy[0, :, 1]
+    for r0 in range(0, h, tile):
+        gy = grid_y[r0:r0 + tile]
+        for c0 in range(0, w, tile):
+            gx = grid_x[c0:c0 + tile]
+            dx = torch.clamp(torch.maximum(gx.min() - px, px - gx.max()), min=0.0)
+            dy = torch.clamp(torch.maximum(gy.min() - py, py - gy.max()), min=0.0)
+            near = valid[0] & (torch.hypot(dx, dy) <= reach)
+            if not bool(near.any()):
+                continue
+            corr = _station_correlation(_grid_points(gx, gy), xy[:, near], valid[:, near], length)
+            mean[0, :, r0:r0 + gy.numel(), c0:c0 + gx.numel()] = (
+                (corr @ weights[:, near])[0].T.reshape(c, gy.numel(), gx.numel()))
+    return mean
 
 
 def _grid_points(grid_x, grid_y):

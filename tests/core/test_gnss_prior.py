@@ -82,3 +82,17 @@ def test_network_prior_from_series_matches_the_scene_function():
     mean, _ = kriging_prior(xy_m, net[0].numpy(), np.sqrt(net_var[0].numpy()), grid, -grid,
                             fallback_length_m=16e3)
     assert_allclose(tile, mean, atol=1e-6)
+
+
+def test_large_networks_are_kriged_tile_by_tile_with_the_same_mean(monkeypatch):
+    """Stations beyond CUTOFF_LENGTHS correlation lengths of a tile are left out: same field."""
+    import insar_gnss_3d.core.gnss_prior as prior
+
+    rng = np.random.default_rng(3)
+    xy = np.stack([rng.uniform(0, 3e5, 600), -rng.uniform(0, 3e5, 600)], 1)
+    values = rng.normal(0, 0.01, (600, 3))
+    grid = (np.arange(300) + 0.5) * 1000.0
+    local, _ = prior.kriging_prior(xy, values, 0.002, grid, -grid)
+    monkeypatch.setattr(prior, "CUTOFF_LENGTHS", 1e9)         # every station for every tile
+    full, _ = prior.kriging_prior(xy, values, 0.002, grid, -grid)
+    assert_allclose(local, full, rtol=0, atol=1e-4 * np.abs(full).max())
