@@ -81,7 +81,7 @@ def test_network_prior_from_series_matches_the_scene_function():
     grid = (np.arange(64) + 0.5) * 1000.0
     mean, _ = kriging_prior(xy_m, net[0].numpy(), np.sqrt(net_var[0].numpy()), grid, -grid,
                             fallback_length_m=16e3)
-    assert_allclose(tile, mean, atol=1e-6)
+    assert_allclose(tile, mean, atol=1e-4)   # the correlations are float32
 
 
 def test_large_networks_are_kriged_tile_by_tile_with_the_same_mean(monkeypatch):
