@@ -153,10 +153,10 @@ def sample_at(field_m, xy_m, pixel_m):
     """Values of (..., H, W) fields at points of the scene frame, NaN outside or next to NaN.
 
     Bilinear between the four surrounding pixel centres (pixel (r, c) has its centre at
-    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``; :func:`.joint.sample_bilinear`); within half
+    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``; :func:`.track_reduction.sample_bilinear`); within half
     a pixel of the border the nearest pixel. Returns (..., S).
     """
-    from .joint import sample_bilinear
+    from .track_reduction import sample_bilinear
 
     return sample_bilinear(field_m, -xy_m[:, 1] / pixel_m, xy_m[:, 0] / pixel_m)
 
