@@ -64,3 +64,23 @@ def run_qgis_process(args, check=True, timeout=600):
 def qgis_process():
     """Callable running the real qgis_process.bin with the plugin enabled."""
     return run_qgis_process
+
+
+#: The synthesizescene scene the extraction and joint-peer tests share (UTM 52N, 64 km).
+SEED7_EXTENT = "600000,664000,3596000,3660000 [EPSG:32652]"
+
+
+@pytest.fixture(scope="session")
+def seed7_scene(provider, tmp_path_factory):
+    """One scene written by synthesizescene (processing.run) in the plugin's own grid: paths by output."""
+    import processing
+
+    folder = tmp_path_factory.mktemp("seed7_scene")
+    params = {"SEED": 7, "EXTENT": SEED7_EXTENT, "PIXEL_SIZE": 1000.0, "MAX_DISPLACEMENT_M": 0.5,
+              "START_DATE": "2024-01-01"}
+    outputs = {k: str(folder / f"{k.lower()}.tif") for k in
+               ("INSAR_ASC", "INSAR_DESC", "LOS_ASC", "LOS_DESC", "DEM_OUT", "TRUTH")}
+    outputs["GNSS"] = str(folder / "gnss.gpkg")
+    outputs["FAULT"] = str(folder / "fault.gpkg")
+    result = processing.run("insargnss3d:synthesizescene", {**params, **outputs})
+    return {k: result[k] for k in outputs}

@@ -12,22 +12,12 @@ from osgeo import gdal, osr
 from qgis.core import QgsProcessingException
 
 ALG = "combineinsargnss"
-SCENE_EXTENT = "600000,664000,3596000,3660000 [EPSG:32652]"
 
 
 @pytest.fixture(scope="module")
-def scene(provider, tmp_path_factory):
-    import processing
-
-    folder = tmp_path_factory.mktemp("combine")
-    params = {"SEED": 7, "EXTENT": SCENE_EXTENT, "PIXEL_SIZE": 1000.0, "MAX_DISPLACEMENT_M": 0.5,
-              "START_DATE": "2024-01-01"}
-    outputs = {k: str(folder / f"{k.lower()}.tif") for k in
-               ("INSAR_ASC", "INSAR_DESC", "LOS_ASC", "LOS_DESC", "DEM_OUT", "TRUTH")}
-    outputs["GNSS"] = str(folder / "gnss.gpkg")
-    outputs["FAULT"] = str(folder / "fault.gpkg")
-    result = processing.run("insargnss3d:synthesizescene", {**params, **outputs})
-    return {k: result[k] for k in outputs}
+def scene(seed7_scene):
+    """The shared synthesizescene scene (tests/conftest.py)."""
+    return seed7_scene
 
 
 def params(scene, out, **more):

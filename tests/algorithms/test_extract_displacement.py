@@ -18,7 +18,6 @@ helpers = __import__("importlib").util.module_from_spec(H)
 H.loader.exec_module(helpers)
 
 ALG = "extractdisplacement"
-SCENE_EXTENT = "600000,664000,3596000,3660000 [EPSG:32652]"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -36,20 +35,9 @@ def model_path(workdir):
 
 
 @pytest.fixture(scope="module")
-def scene(provider, workdir):
-    """One scene written by synthesizescene (processing.run) in the plugin's own grid."""
-    import processing
-
-    folder = workdir / "scene"
-    folder.mkdir()
-    params = {"SEED": 7, "EXTENT": SCENE_EXTENT, "PIXEL_SIZE": 1000.0, "MAX_DISPLACEMENT_M": 0.5,
-              "START_DATE": "2024-01-01"}
-    outputs = {k: str(folder / f"{k.lower()}.tif") for k in
-               ("INSAR_ASC", "INSAR_DESC", "LOS_ASC", "LOS_DESC", "DEM_OUT", "TRUTH")}
-    outputs["GNSS"] = str(folder / "gnss.gpkg")
-    outputs["FAULT"] = str(folder / "fault.gpkg")
-    result = processing.run("insargnss3d:synthesizescene", {**params, **outputs})
-    return {k: result[k] for k in outputs}
+def scene(seed7_scene):
+    """The shared synthesizescene scene (tests/conftest.py)."""
+    return seed7_scene
 
 
 @pytest.fixture(scope="module")
