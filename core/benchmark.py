@@ -205,11 +205,15 @@ def decomposition_field(arrays, net_m, pixel_m):
     return np.stack([east, np.full((h, w), np.nan), up]).astype(np.float32), notes
 
 
-def interpolation_field(arrays, net_m, pixel_m):
-    """Thin-plate interpolation of the stations' net E/N/U (3, H, W) [m]; (field, notes)."""
+def interpolation_field(gnss_xy_m, net_m, shape, pixel_m):
+    """Thin-plate interpolation of the stations' net E/N/U on a (H, W) scene grid; (field, notes).
+
+    ``gnss_xy_m`` (S, 2) in the scene frame, ``net_m`` (S, 3); a component that the
+    stations cannot carry (too few, on one line) is NaN with a note.
+    """
     from .baselines import interpolate_gnss
 
-    h, w = arrays.truth_m.shape[1:]
+    h, w = shape
     gx = (np.arange(w) + 0.5) * pixel_m
     gy = -(np.arange(h) + 0.5) * pixel_m
     grid_x, grid_y = np.meshgrid(gx, gy)
@@ -217,7 +221,7 @@ def interpolation_field(arrays, net_m, pixel_m):
     notes = []
     for k, name in enumerate(COMPONENTS):
         try:
-            out[k] = interpolate_gnss(arrays.gnss_xy_m[:, 0], arrays.gnss_xy_m[:, 1], net_m[:, k],
+            out[k] = interpolate_gnss(gnss_xy_m[:, 0], gnss_xy_m[:, 1], net_m[:, k],
                                       grid_x, grid_y, method="thin_plate")
         except ValueError as exc:
             notes.append(f"interpolation {name}: {exc}")
@@ -380,7 +384,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         cnn = consistent.estimate_m.astype(np.float32)
         net = net_displacement(arrays)
         decomposition, notes = decomposition_field(arrays, net, config.pixel_m)
-        interpolation, more = interpolation_field(arrays, net, config.pixel_m)
+        interpolation, more = interpolation_field(arrays.gnss_xy_m, net, arrays.truth_m.shape[1:], config.pixel_m)
         joint, joint_notes = joint_field(arrays, net, config.pixel_m)
         more = more + joint_notes
         predictions = {"cnn": cnn, "network": network, "decomposition": decomposition,

@@ -15,22 +15,10 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from .benchmark import interpolation_field, net_displacement, sample_at
+
 #: Methods compared, in table order.
 METHODS = ("cnn", "joint", "interpolation")
-
-
-def station_net_m(prepared) -> np.ndarray:
-    """Net east/north/up [m] of every station of a prepared scene over the window, (S, 3)."""
-    from .baselines import gnss_net_displacement
-    from .gnss_io import GnssSeries
-
-    s, d = prepared.gnss_m.shape[:2]
-    if s == 0:
-        return np.zeros((0, 3))
-    series = GnssSeries(list(prepared.stations), prepared.gnss_xy_m[:, 0].astype(np.float64),
-                        prepared.gnss_xy_m[:, 1].astype(np.float64),
-                        prepared.window_start + np.arange(d), prepared.gnss_m.astype(np.float64))
-    return gnss_net_displacement(series)
 
 
 def nearest_to_largest(prepared, count: Optional[int] = None, within_m: Optional[float] = None) -> List[int]:
@@ -39,7 +27,7 @@ def nearest_to_largest(prepared, count: Optional[int] = None, within_m: Optional
     ``count`` nearest (all by default), optionally only those within ``within_m`` [m].
     Stations outside the grid (in the margin) cannot be compared with a field and are skipped.
     """
-    net = station_net_m(prepared)
+    net = net_displacement(prepared)
     size = np.linalg.norm(np.nan_to_num(net), axis=1)
     if size.size == 0:
         return []
@@ -60,37 +48,36 @@ def _without(prepared, index: int):
                                stations=[s for s, k in zip(prepared.stations, keep) if k])
 
 
+def joint_on_prepared(prepared, scene, event_day: Optional[float] = None):
+    """The joint peer (:func:`.joint.estimate_scene`, kriging prior) on a prepared scene.
+
+    The tracks' series on the model epochs (a missing track is all NaN), the window's daily
+    GNSS; a step at ``event_day`` or the GNSS time function (linear when nothing moves).
+    """
+    from .joint import estimate_scene
+    from .synthetic import model_epoch_days
+
+    days = model_epoch_days(scene)
+    series = [e if np.isfinite(e).any() else None for e in prepared.insar_epochs_m]
+    return estimate_scene(series, [days, days], list(prepared.los), prepared.gnss_m, prepared.gnss_xy_m,
+                          prepared.grid.pixel_size, event_day=event_day, fallback_linear=True)
+
+
 def _fields(prepared, model, scene, device, event_day, methods):
     """Each method's (3, H, W) field [m] on the prepared scene."""
-    from .baselines import interpolate_gnss
     from .consistency import consistent_extraction
-    from .joint import estimate_scene
     from .prepare import run_model
-    from .synthetic import model_epoch_days
 
     out = {}
     if "cnn" in methods:
         network = run_model(prepared, model, device=device)
         out["cnn"] = consistent_extraction(prepared, network, scene, event_day)[0][:3]
-    days = model_epoch_days(scene)
     if "joint" in methods:
-        series = [e if np.isfinite(e).any() else None for e in prepared.insar_epochs_m]
-        out["joint"] = estimate_scene(series, [days, days], list(prepared.los), prepared.gnss_m,
-                                      prepared.gnss_xy_m, prepared.grid.pixel_size, event_day=event_day,
-                                      fallback_linear=True).estimate_m
+        out["joint"] = joint_on_prepared(prepared, scene, event_day).estimate_m
     if "interpolation" in methods:
-        h, w = prepared.grid.height, prepared.grid.width
-        px = prepared.grid.pixel_size
-        gx, gy = np.meshgrid((np.arange(w) + 0.5) * px, -(np.arange(h) + 0.5) * px)
-        net = station_net_m(prepared)
-        field = np.full((3, h, w), np.nan)
-        for k in range(3):
-            try:
-                field[k] = interpolate_gnss(prepared.gnss_xy_m[:, 0], prepared.gnss_xy_m[:, 1], net[:, k],
-                                            gx, gy, method="thin_plate")
-            except ValueError:
-                pass                     # too few stations: the peer gives nothing (NaN)
-        out["interpolation"] = field
+        grid = prepared.grid
+        out["interpolation"] = interpolation_field(prepared.gnss_xy_m, net_displacement(prepared),
+                                                   (grid.height, grid.width), grid.pixel_size)[0]
     return out
 
 
@@ -117,9 +104,7 @@ def leave_one_out(prepared, model, scene, indices: Sequence[int], device="cpu",
         ``error_3d_m`` (Euclidean norm of the difference; NaN where the method gives nothing
         there) and ``distance_to_largest_m``.
     """
-    from .benchmark import sample_at
-
-    net = station_net_m(prepared)
+    net = net_displacement(prepared)
     size = np.linalg.norm(np.nan_to_num(net), axis=1)
     origin = prepared.gnss_xy_m[int(np.argmax(size))] if size.size else np.zeros(2)
     rows = []

@@ -5,8 +5,8 @@ Two kinds of figures go with every ``extractdisplacement`` run:
 * **Range checks** (:func:`range_warnings`): where the scene lies outside what the network
   saw in training (scene extent, displacement scale, station spacing and count). Outside
   them the network extrapolates and only the data-consistency step bounds it.
-* **Agreement with the data** (:func:`station_residuals`, and the per-track LOS residual of
-  :mod:`.joint`), and a check that the output does not exceed what was observed by more
+* **Agreement with the data** (the per-station and per-track LOS residuals of
+  :func:`.joint.estimate_scene`), and a check that the output does not exceed what was observed by more
   than :data:`EXCEEDANCE_FACTOR` (:func:`exceedance_warnings`).
 
 Every figure is plain data (``dict``/``list``), written as the ``QUALITY`` JSON output; a
@@ -43,12 +43,15 @@ class Note:
 
 
 def _median_spacing_m(xy_m) -> float:
-    xy = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
-    if len(xy) < 2:
+    """Median nearest-neighbour distance of stations [m] (:func:`.gnss_prior.median_spacing`)."""
+    import torch
+
+    from .gnss_prior import median_spacing
+
+    xy = torch.as_tensor(np.asarray(xy_m, dtype=np.float64).reshape(1, -1, 2))
+    if xy.shape[1] < 2:
         return math.nan
-    d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-    np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(1)))
+    return float(median_spacing(xy, torch.ones(xy.shape[:2], dtype=torch.bool))[0])
 
 
 def observed_scale_m(station_net_m, los_tracks_m: Sequence[np.ndarray]) -> float:
@@ -133,27 +136,6 @@ def exceedance_warnings(output_m, station_net_m, los_tracks_m: Sequence[np.ndarr
                 f"|{name}| reaches {peak:.2f} m, more than {factor:g} times the largest observed "
                 f"displacement ({largest:.2f} m): check the output against the data before using it.")))
     return notes
-
-
-def station_residuals(output_m, stations: Sequence[str], station_xy_m, station_net_m, pixel_m: float):
-    """Per station: observed net E/N/U, output sampled there, and the difference [m].
-
-    Positions in the working grid's frame (origin upper-left, x east, y north); the output
-    is sampled at the nearest pixel. Stations outside the grid are left out.
-    """
-    out = []
-    h, w = output_m.shape[-2:]
-    for name, (x, y), net in zip(stations, np.asarray(station_xy_m), np.asarray(station_net_m)):
-        col, row = int(math.floor(x / pixel_m)), int(math.floor(-y / pixel_m))
-        if not (0 <= row < h and 0 <= col < w) or not np.isfinite(net).all():
-            continue
-        pred = output_m[:, row, col].astype(np.float64)
-        if not np.isfinite(pred).all():
-            continue
-        out.append({"station": str(name), "observed_m": [float(v) for v in net],
-                    "output_m": [float(v) for v in pred],
-                    "residual_m": [float(v) for v in net - pred]})
-    return out
 
 
 def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, insar_epochs_m,

@@ -116,10 +116,9 @@ def run_example(folder, loo: bool = False, device: str = "cpu") -> dict:
     from insar_gnss_3d.core import prepare
     from insar_gnss_3d.core.runtime import BUNDLED_MODEL
     from insar_gnss_3d.core.consistency import consistent_extraction
-    from insar_gnss_3d.core.crossval import leave_one_out, median_errors, nearest_to_largest
-    from insar_gnss_3d.core.joint import estimate_scene, los_residual_rms
+    from insar_gnss_3d.core.crossval import joint_on_prepared, leave_one_out, median_errors, nearest_to_largest
+    from insar_gnss_3d.core.joint import los_residual_rms
     from insar_gnss_3d.core.modelfile import load_model
-    from insar_gnss_3d.core.synthetic import model_epoch_days
 
     inputs = build_inputs(folder)
     model, scene, _ = load_model(BUNDLED_MODEL)
@@ -131,9 +130,7 @@ def run_example(folder, loo: bool = False, device: str = "cpu") -> dict:
                                      inputs["x"], inputs["y"], inputs["stations"], scene, grid=grid)
     network = prepare.run_model(prepared, model, device=device)
     output, quality, notes = consistent_extraction(prepared, network, scene)
-    days = model_epoch_days(scene)
-    joint = estimate_scene([None, prepared.insar_epochs_m[1]], [days, days], list(prepared.los),
-                           prepared.gnss_m, prepared.gnss_xy_m, grid.pixel_size, fallback_linear=True)
+    joint = joint_on_prepared(prepared, scene)
     track = next(t for t in quality["tracks"] if t.get("used"))
     joint_track = next(t for t in joint.quality["tracks"] if t.get("used"))
     observed = float(max(np.abs(inputs["offset_m"]).max(), np.nanmax(np.abs(inputs["points_los_m"]))))
