@@ -69,8 +69,9 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
             indices = _stations(which, prepared, crossval)
             feedback.pushInfo(f"Leaving out {len(indices)} stations: "
                               + ", ".join(prepared.stations[i] for i in indices) + ".")
-            network = prepare.run_model(prepared, model, device=device, is_canceled=feedback.isCanceled)
-            _, quality, _ = consistent_extraction(prepared, network, scene)
+            network, network_std = prepare.run_model(prepared, model, device=device,
+                                                     is_canceled=feedback.isCanceled, with_std=True)
+            _, quality, _ = consistent_extraction(prepared, network, scene, network_std_m=network_std)
             check_canceled(feedback)
             steps.setCurrentStep(2)
             rows = crossval.leave_one_out(prepared, model, scene, indices, device=device,

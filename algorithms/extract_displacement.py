@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from qgis.core import (QgsProcessing, QgsProcessingException,
                        QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
                        QgsProcessingParameterString,
@@ -50,14 +52,16 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "step at EVENT_DATE; offset and ramp fitted to the GNSS; noise estimated from the "
         "series' residual), after Wang & Wright (2012) and SISTEM (Guglielmino et al. 2011). "
         "The output then agrees with every track within its noise and cannot invent motion "
-        "the line of sight does not show; the network's uncertainty (a calibrated fraction of "
-        "its field's size, widened when the tracks disagree with it) weighs it.<br>"
+        "the line of sight does not show; the network's uncertainty (its std head's per-pixel "
+        "sigma, calibrated on held-out scenes; for older models a calibrated fraction of its "
+        "field's size; widened when the tracks disagree with it) weighs it.<br>"
         "<b>MODEL</b>: a model file from trainmodel (default: the bundled model). DEVICE: auto "
         "(CUDA when PyTorch sees a GPU), cpu or cuda.<br>"
         "<b>Output</b>: 6-band float32 GeoTIFF on the grid of the first INSAR_ASC layer (of "
         "INSAR_DESC when there is no ascending track), bands east, north, up [m] and their "
-        "standard deviations east_std, north_std, up_std [m] (without CONSISTENCY: the 3 bands "
-        "only), NoData NaN where neither track has data; styled with a diverging ramp centred "
+        "standard deviations east_std, north_std, up_std [m] (without CONSISTENCY: the network's "
+        "field and its own sigma, or the 3 bands only for a model without a std head), NoData "
+        "NaN where neither track has data; styled with a diverging ramp centred "
         "on zero (band up).<br>"
         "<b>QUALITY</b> (optional, .json or .html): per track the LOS residual RMS of the "
         "output [m] beside the track's noise estimate and its fitted offset/ramp; per station "
@@ -185,13 +189,17 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
                     feedback.pushInfo(note)
             steps.setCurrentStep(2)
             feedback.pushInfo(f"Network on {device.type.upper()} in tiles of {tile_px} pixels.")
-            result = prepare.run_model(prepared, model.to(device), device=device, tile_px=tile_px,
-                                       overlap_px=max(8, tile_px // 4), is_canceled=canceled,
-                                       progress=lambda f, m: steps.setProgress(100.0 * f))
+            result, network_std = prepare.run_model(prepared, model.to(device), device=device, tile_px=tile_px,
+                                                    overlap_px=max(8, tile_px // 4), is_canceled=canceled,
+                                                    progress=lambda f, m: steps.setProgress(100.0 * f),
+                                                    with_std=True)
             check_canceled(feedback)
             quality = None
             if consistency:
-                result, quality = self._consistent(prepared, result, scene, event_date, feedback)
+                result, quality = self._consistent(prepared, result, network_std, scene, event_date, feedback)
+            elif network_std is not None:
+                # the network's own field and its std head's standard deviation
+                result = np.concatenate([result, network_std])
             check_canceled(feedback)
             steps.setCurrentStep(3)
             tracks = prepared.tracks
@@ -219,7 +227,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         return {self.OUTPUT: path, self.QUALITY: quality_path or None,
                 **write_arrows(self, parameters, context, path)}
 
-    def _consistent(self, prepared, network_m, scene, event_date, feedback):
+    def _consistent(self, prepared, network_m, network_std_m, scene, event_date, feedback):
         """The data-consistency step (:mod:`..core.consistency`); warnings go to the log."""
         from ..core.consistency import consistent_extraction
 
@@ -232,7 +240,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
                     f"{prepared.window_start + (scene.gnss_days - 1)}; give a date inside it or leave it empty.")
         feedback.pushInfo("Data consistency: joint least squares of the network's field with each "
                           "track's LOS and the GNSS.")
-        result, quality, notes = consistent_extraction(prepared, network_m, scene, event_day)
+        result, quality, notes = consistent_extraction(prepared, network_m, scene, event_day, network_std_m)
         for note in notes:
             feedback.pushInfo(f"Data consistency: {note}.")
         for note in quality["notes"]:
@@ -246,7 +254,6 @@ BAND_NAMES = ("east", "north", "up", "east_std", "north_std", "up_std")
 
 def _event_date(text):
     """EVENT_DATE as numpy datetime64[D], None when empty."""
-    import numpy as np
     text = (text or "").strip()
     if not text:
         return None
@@ -257,7 +264,6 @@ def _event_date(text):
 
 
 def _finite(result):
-    import numpy as np
     return [c[np.isfinite(c)] for c in result]
 
 

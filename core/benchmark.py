@@ -262,11 +262,12 @@ def net_displacement(arrays):
     return gnss_net_displacement(series)
 
 
-def score_rows(index, truth, predictions, std_m=None):
+def score_rows(index, truth, predictions, stds=None):
     """Table rows (:data:`COLUMNS`) of one scene: every method x component.
 
-    ``std_m`` (3, H, W): the CNN's standard deviation; its rows then carry the fraction of
-    pixels whose |error| lies within one and two standard deviations (NaN elsewhere).
+    ``stds``: {method: (3, H, W) standard deviation [m]} (the CNN's output bands; the
+    network's std head); those methods' rows then carry the fraction of pixels whose
+    |error| lies within one and two standard deviations (NaN elsewhere).
     """
     from .metrics import component_scores
 
@@ -275,7 +276,8 @@ def score_rows(index, truth, predictions, std_m=None):
     for method in METHODS:
         for k, s in enumerate(component_scores(predictions[method], truth, COMPONENTS)):
             within = (float("nan"), float("nan"))
-            if method == "cnn" and std_m is not None:
+            std_m = (stds or {}).get(method)
+            if std_m is not None:
                 err = np.abs(np.asarray(predictions[method][k], dtype=np.float64) - truth[k])
                 ok = np.isfinite(err) & np.isfinite(std_m[k])
                 if ok.any():
@@ -374,13 +376,14 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         arrays = scene_arrays(batch, 0)
         inputs = cnn_inputs(batch, config)
         try:
-            network = predict_scene(model, inputs["insar_epochs_m"], inputs["los"], inputs["dem_m"],
-                                    inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
-                                    tile_px=tile_px, device=dev, is_canceled=canceled)
+            network, network_std = predict_scene(model, inputs["insar_epochs_m"], inputs["los"], inputs["dem_m"],
+                                                 inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
+                                                 tile_px=tile_px, device=dev, is_canceled=canceled, with_std=True)
         except InferenceCancelled as exc:
             raise BenchmarkCancelled(f"Benchmark cancelled in scene {i + 1} of {scenes}.") from exc
         consistent = consistent_field(network, inputs["insar_epochs_m"], inputs["los"], model_epoch_days(config),
-                                      inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"])
+                                      inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
+                                      network_std_m=network_std)
         cnn = consistent.estimate_m.astype(np.float32)
         net = net_displacement(arrays)
         decomposition, notes = decomposition_field(arrays, net, config.pixel_m)
@@ -389,7 +392,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         more = more + joint_notes
         predictions = {"cnn": cnn, "network": network, "decomposition": decomposition,
                        "interpolation": interpolation, "joint": joint}
-        scene_rows = score_rows(i, arrays.truth_m, predictions, consistent.std_m)
+        scene_rows = score_rows(i, arrays.truth_m, predictions, {"cnn": consistent.std_m, "network": network_std})
         rows.extend(scene_rows)
         max_abs = float(np.nanmax(np.abs(arrays.truth_m)))
         if on_scene is not None:
@@ -490,16 +493,17 @@ def read_csv(path: str) -> List[dict]:
 # --------------------------------------------------------------------------- calibration
 
 
-def calibration(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M) -> dict:
-    """Pooled fraction of the CNN's pixels within 1 and 2 standard deviations, per component.
+def calibration(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M, method: str = "cnn") -> dict:
+    """Pooled fraction of a method's pixels within 1 and 2 standard deviations, per component.
 
-    Scenes whose largest |displacement| exceeds ``threshold_m``; each scene weighted by its
-    scored pixels (``coverage``). Returns ``{component: (within_1sigma, within_2sigma)}``;
-    a calibrated Gaussian uncertainty gives (0.683, 0.954).
+    ``method`` ``cnn`` (the output's std bands) or ``network`` (the std head alone). Scenes
+    whose largest |displacement| exceeds ``threshold_m``; each scene weighted by its scored
+    pixels (``coverage``). Returns ``{component: (within_1sigma, within_2sigma)}``; a
+    calibrated Gaussian uncertainty gives (0.683, 0.954).
     """
     out = {}
     for comp in COMPONENTS:
-        sel = [r for r in rows if r["method"] == "cnn" and r["component"] == comp
+        sel = [r for r in rows if r["method"] == method and r["component"] == comp
                and r["max_abs_scene_m"] > threshold_m and math.isfinite(r.get("within_1sigma", math.nan))]
         weight = np.array([r["coverage"] for r in sel], dtype=np.float64)
         if not sel or weight.sum() <= 0:
@@ -556,8 +560,11 @@ def main(argv=None):
                 "recipe": args.recipe, "scene overrides": json.dumps(overrides)}
         write_html(args.report, report_html(rows, keeper.examples, meta))
     print(summary_text(summarize(rows)))
-    print("CNN std calibration (> 10 mm scenes), within 1 / 2 sigma: " + ", ".join(
-        f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in calibration(rows).items()))
+    for method, label in (("cnn", "CNN output"), ("network", "network std head")):
+        cal = calibration(rows, method=method)
+        if any(math.isfinite(a) for a, _ in cal.values()):
+            print(f"{label} std calibration (> 10 mm scenes), within 1 / 2 sigma: " + ", ".join(
+                f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in cal.items()))
     print(f"{args.scenes} scenes in {time.time() - start:.1f} s", file=sys.stderr)
 
 

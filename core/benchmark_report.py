@@ -188,15 +188,20 @@ def report_html(rows: Sequence[dict], examples: Sequence[SceneResult] = (), meta
                   "residual) and a kriging prior of the stations with its standard deviation.", "note"),
     ]
     cal = calibration(rows, threshold_m)
+    head = calibration(rows, threshold_m, method="network")
     if any(math.isfinite(v[0]) for v in cal.values()):
+        table = [["CNN output (std bands)", c, *cal[c]] for c in COMPONENTS]
+        if any(math.isfinite(v[0]) for v in head.values()):
+            table += [["network alone (std head)", c, *head[c]] for c in COMPONENTS]
         parts += ["<h2>Calibration of the CNN's standard deviation</h2>",
                   figure_html(calibration_figure(rows, threshold_m), "calibration of the standard deviation"),
-                  html_table(["component", "within 1 sigma", "within 2 sigma"],
-                             [[c, *cal[c]] for c in COMPONENTS], float_format=".3f"),
+                  html_table(["std of", "component", "within 1 sigma", "within 2 sigma"], table,
+                             float_format=".3f"),
                   paragraph("Fraction of pixels whose |CNN - truth| lies within one and two of the "
                             "output's standard deviations (east_std, north_std, up_std), pooled over "
                             "the scenes above the threshold; 0.683 and 0.954 for a calibrated "
-                            "Gaussian.", "note")]
+                            "Gaussian. 'network alone': the network's field before the data-consistency "
+                            "step against its std head's sigma.", "note")]
     if examples:
         parts.append("<h2>Example scenes</h2>")
         for ex in examples:

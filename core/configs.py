@@ -210,7 +210,11 @@ MODEL_LIMITS = {
     "residual_on_gnss_spline": FLAG,
     "gnss_prior": TEXT,
     "spline_smoothing": Number(0.0, 1e3),
+    "std_head": FLAG,
 }
+
+#: What ``TrainConfig.train_only`` may name: everything, or only the std head.
+TRAIN_ONLY = ("", "std_head")
 
 #: Allowed values of every :class:`.train.TrainConfig` field.
 TRAIN_LIMITS = {
@@ -233,6 +237,8 @@ TRAIN_LIMITS = {
     "minutes": Number(0.0, 1e6, "min"),
     "validate_every_minutes": Number(0.0, 1e6, "min"),
     "model_dir": TEXT,
+    "nll_weight": Number(0.0, 1000.0),
+    "train_only": TEXT,
     "model": OPTIONS,
     "scene": OPTIONS,
 }
@@ -379,6 +385,9 @@ class ModelConfig(DictConfig):
     gnss_prior: str = "kriging"
     #: thin-plate smoothing (in units of the normalised station coordinates)
     spline_smoothing: float = 1e-3
+    #: a second head that returns each pixel's standard deviation per component (trained by
+    #: the Gaussian negative log-likelihood; :class:`.model.DualBranchNet`)
+    std_head: bool = False
 
     def __post_init__(self):
         check_fields(self, MODEL_LIMITS)
@@ -427,8 +436,16 @@ class TrainConfig:
     validate_every_minutes: float = 10.0
     #: campaign folder: model, checkpoint and history (see the module docstring)
     model_dir: str = ""
+    #: weight of the std head's Gaussian negative log-likelihood in the loss (models with a
+    #: std head; the mean is detached in that term, so it trains the head only)
+    nll_weight: float = 1.0
+    #: ``""`` trains every parameter; ``"std_head"`` only the std head (the mean network
+    #: stays bit for bit as it was: a std head added to a trained model)
+    train_only: str = ""
     model: dict = field(default_factory=dict)
     scene: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_fields(self, TRAIN_LIMITS)
+        if self.train_only not in TRAIN_ONLY:
+            raise ValueError(f"train_only must be one of {TRAIN_ONLY}, got {self.train_only!r}.")

@@ -15,12 +15,13 @@ direction, and :func:`.joint.prior_scale` widens ``sigma`` when the misfit says 
 small. The posterior standard deviation of every pixel and component comes with it: the
 ``east_std``, ``north_std``, ``up_std`` bands.
 
-The network's uncertainty is one figure per component and scene, a fraction of the 99th
+The network's uncertainty is its std head's per-pixel standard deviation when the model
+has one (:class:`.model.DualBranchNet`, calibrated per component by its ``std_scale``).
+A model without one gets one figure per component and scene, a fraction of the 99th
 percentile of the field's own magnitude: the network works in units of the scene's
 displacement scale, so its errors scale with it (a network that claims metres is trusted
 to metres, not to millimetres). The fractions are calibrated on held-out synthetic scenes
-(see :data:`SIGMA_FRACTIONS`) and may be overridden by a model file's ``uncertainty``
-metadata.
+(see :data:`SIGMA_FRACTIONS`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def network_sigma_m(cnn_m, fractions: Sequence[float] = SIGMA_FRACTIONS) -> np.n
 def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m: float, *,
                      event_day: Optional[float] = None, station_names=None,
                      fractions: Sequence[float] = SIGMA_FRACTIONS,
+                     network_std_m=None,
                      dead_zone: float = DEAD_ZONE,
                      smoothing_px: float = CORRECTION_SMOOTHING_PX) -> JointResult:
     """The network's field made consistent with its inputs (see the module docstring).
@@ -111,7 +113,10 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     event_day : float, optional
         A step at this day instead of the time function taken from the GNSS network.
     fractions : sequence of 3 floats
-        :func:`network_sigma_m` fractions.
+        :func:`network_sigma_m` fractions (used without ``network_std_m``, and where it is
+        not finite).
+    network_std_m : (3, H, W) array_like, optional
+        The network's own standard deviation [m] per pixel (its std head).
 
     Returns
     -------
@@ -121,6 +126,9 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     """
     cnn = np.asarray(cnn_m, dtype=np.float64)
     sigma = np.broadcast_to(network_sigma_m(cnn, fractions), cnn.shape)
+    if network_std_m is not None:
+        own = np.asarray(network_std_m, dtype=np.float64)
+        sigma = np.where(np.isfinite(own) & (own > 0), own, sigma)
     series = [np.asarray(insar_epochs_m[k]) if np.isfinite(insar_epochs_m[k]).any() else None
               for k in range(2)]
     days = np.asarray(epoch_days, dtype=np.float64)
@@ -128,7 +136,9 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                             gnss_m, gnss_xy_m, pixel_m, event_day=event_day,
                             prior=(np.nan_to_num(cnn), sigma),
                             station_names=station_names, fallback_linear=True, dead_zone=dead_zone)
-    result.quality["network_sigma_m"] = [float(v) for v in sigma[:, 0, 0]]
+    # one figure per component for the report: the median over the scene's pixels
+    result.quality["network_sigma_m"] = [float(np.nanmedian(sigma[c])) for c in range(3)]
+    result.quality["network_sigma_source"] = "std head" if network_std_m is not None else "fraction of P99"
     if smoothing_px > 0:
         correction = smooth_nan(result.estimate_m - cnn, smoothing_px)
         result.estimate_m = np.where(np.isfinite(correction), cnn + correction, result.estimate_m)
@@ -137,11 +147,13 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     return result
 
 
-def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None):
+def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None,
+                          network_std_m=None):
     """The extraction's last step: (6, H, W) float32 output, quality dict, notes.
 
     ``prepared`` is the :class:`.prepare.PreparedScene` the network ran on and ``scene`` the
-    model's :class:`.synthetic.SceneConfig`. The output holds east, north, up [m] made
+    model's :class:`.synthetic.SceneConfig`; ``network_std_m`` the network's own standard
+    deviation (3, H, W) [m] when it has a std head. The output holds east, north, up [m] made
     consistent with the data (:func:`consistent_field`) and their posterior standard
     deviations [m] (NaN where the output is NaN). ``quality`` is
     :func:`.quality.extraction_quality`; ``notes`` the joint step's remarks (plain text).
@@ -151,7 +163,8 @@ def consistent_extraction(prepared, network_m, scene, event_day: Optional[float]
 
     joint = consistent_field(network_m, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
-                             event_day=event_day, station_names=prepared.stations)
+                             event_day=event_day, station_names=prepared.stations,
+                             network_std_m=network_std_m)
     quality = extraction_quality(scene, network_m.shape[1:], prepared.grid.pixel_size, network_m, joint,
                                  prepared.insar_epochs_m, prepared.gnss_xy_m)
     quality["window_start"] = str(prepared.window_start)

@@ -70,8 +70,8 @@ def _fields(prepared, model, scene, device, event_day, methods):
 
     out = {}
     if "cnn" in methods:
-        network = run_model(prepared, model, device=device)
-        out["cnn"] = consistent_extraction(prepared, network, scene, event_day)[0][:3]
+        network, network_std = run_model(prepared, model, device=device, with_std=True)
+        out["cnn"] = consistent_extraction(prepared, network, scene, event_day, network_std)[0][:3]
     if "joint" in methods:
         out["joint"] = joint_on_prepared(prepared, scene, event_day).estimate_m
     if "interpolation" in methods:

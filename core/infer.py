@@ -58,8 +58,12 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
 @torch.no_grad()
 def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                   tile_px: int = 128, overlap_px: int = 32, device="cpu",
-                  progress: ProgressFn = None, is_canceled: CancelFn = None) -> np.ndarray:
+                  progress: ProgressFn = None, is_canceled: CancelFn = None, with_std: bool = False):
     """East/north/up [m] (3, H, W) float32 on the working grid.
+
+    With ``with_std``: ``(mean, std)``, ``std`` (3, H, W) float32 the network's standard
+    deviation [m] per component from its std head (blended across tiles like the mean), or
+    None for a network without one.
 
     Parameters (numpy, on the model's working grid of ``pixel_m``)
     ----------
@@ -90,7 +94,8 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
     insar = whole[0].numpy()
     del whole
 
-    out = np.zeros((3, ph, pw), dtype=np.float64)
+    has_std = with_std and getattr(model, "std_head", None) is not None
+    out = np.zeros((6 if has_std else 3, ph, pw), dtype=np.float64)
     weight_sum = np.zeros((ph, pw), dtype=np.float64)
     rows, cols = tile_starts(ph, th, overlap_px), tile_starts(pw, tw, overlap_px)
     window = np.outer(blend_window(th, overlap_px if len(rows) > 1 else 0),
@@ -122,14 +127,17 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                 if prior is not None:
                     inputs.prior = prior[:, :, r:r + th, c:c + tw]
                 inputs = inputs.to(device)
-                pred = model(inputs) * inputs.scale_m[:, None, None, None]
+                pred = torch.cat(model(inputs, with_std=True), 1) if has_std else model(inputs)
+                pred = pred * inputs.scale_m[:, None, None, None]
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window
             done += 1
             report(progress, done / total, f"network: {done} of {total} tiles")
     with np.errstate(invalid="ignore", divide="ignore"):
-        result = out / weight_sum
-    return result[:, :h, :w].astype(np.float32)
+        result = (out / weight_sum)[:, :h, :w].astype(np.float32)
+    if with_std:
+        return (result[:3], result[3:]) if has_std else (result, None)
+    return result
 
 
 def scene_prior(model, gnss_m, xy_m, valid, scale_m, pixel_m, height, width):

@@ -15,10 +15,15 @@
   (the station field is smooth at the 15-35 km station spacing) and are upsampled bilinearly.
 * Fusion (``fusion_layers`` = 4): concatenated feature maps -> east, north, up in units of
   the scene's displacement scale (:mod:`.features`).
+* Std head (``std_head``, optional): two layers on the fusion's last features -> the standard
+  deviation of each component at each pixel, trained by the Gaussian negative
+  log-likelihood (:func:`gaussian_nll`) with the mean detached, then calibrated per component
+  (``std_scale``). The data-consistency step uses it as the network's sigma.
 """
 
 from __future__ import annotations
 
+import math
 
 import torch
 from torch import nn
@@ -29,6 +34,24 @@ from .gnss_prior import krige_grid
 
 #: Days averaged at each end of the window for a station's net displacement.
 NET_WINDOW_DAYS = 10
+
+#: Bounds of the std head's log sigma, in the scene's displacement scale units: from 1e-4
+#: to ~55 scale units (a network that is sure to 0.01 % of the scale, or lost).
+LOG_STD_MIN, LOG_STD_MAX = -9.2, 4.0
+#: The std head's sigma before training [scale units].
+INITIAL_STD = 0.1
+
+
+def gaussian_nll(mean, std, target):
+    """Mean Gaussian negative log-likelihood (constant dropped) of ``target``.
+
+    ``0.5 ((t - mu) / sigma)^2 + log sigma`` per pixel and component (Nix & Weigend 1994,
+    "Estimating the mean and variance of the target probability distribution"; Lakshminarayanan
+    et al. 2017). The caller detaches ``mean`` to train the variance only (the mean keeps
+    its own L1 + SSIM loss; Seitzer et al. 2022 show the NLL's weighting otherwise degrades
+    the mean).
+    """
+    return (0.5 * ((target - mean) / std) ** 2 + torch.log(std)).mean()
 
 
 class PixelNorm(nn.Module):
@@ -239,18 +262,53 @@ class DualBranchNet(nn.Module):
         w = cfg.width + cfg.gnss_width + (3 if cfg.residual_on_gnss_spline else 0)
         fusion = [_conv(w, cfg.width)] + [_conv(cfg.width, cfg.width) for _ in range(cfg.fusion_layers - 2)]
         self.fusion = nn.Sequential(*fusion, nn.Conv2d(cfg.width, 3, 1))
+        self.std_head = None
+        if cfg.std_head:
+            # on the fusion's last features (what the mean is a linear read-out of); starts
+            # near sigma = INITIAL_STD everywhere
+            last = nn.Conv2d(cfg.width, 3, 1)
+            nn.init.normal_(last.weight, std=1e-3)
+            nn.init.constant_(last.bias, math.log(INITIAL_STD))
+            self.std_head = nn.Sequential(_conv(cfg.width, cfg.width), last)
+            #: per-component factors on the head's sigma, fitted after training so that 68 % of
+            #: held-out errors lie within one sigma (temperature scaling, Guo et al. 2017,
+            #: "On calibration of modern neural networks", ICML; Kuleshov et al. 2018)
+            self.register_buffer("std_scale", torch.ones(3))
 
-    def forward(self, inputs):
-        """``inputs``: :class:`.features.NetworkInputs`; returns scaled E/N/U (B, 3, H, W)."""
+    def forward(self, inputs, with_std: bool = False):
+        """``inputs``: :class:`.features.NetworkInputs`; returns scaled E/N/U (B, 3, H, W).
+
+        With ``with_std``: ``(mean, std)``, ``std`` (B, 3, H, W) the standard deviation of
+        each component in the same scaled units (None for a network without a std head).
+        """
         h, w = inputs.insar.shape[-2:]
         if h % 4 or w % 4:
             raise ValueError(f"Tile size must be divisible by 4, got {h} x {w}.")
         a = self.insar(inputs.insar, inputs.dem)
         g, net, has_net = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
-        if not self.config.residual_on_gnss_spline:
-            return self.fusion(torch.cat([a, g], 1))
-        prior = self.gnss_prior(inputs, h, w).to(a.dtype)
-        return prior + self.fusion(torch.cat([a, g, prior], 1))
+        if self.config.residual_on_gnss_spline:
+            prior = self.gnss_prior(inputs, h, w).to(a.dtype)
+            features = self.fusion[:-1](torch.cat([a, g, prior], 1))
+            mean = prior + self.fusion[-1](features)
+        else:
+            features = self.fusion[:-1](torch.cat([a, g], 1))
+            mean = self.fusion[-1](features)
+        if not with_std:
+            return mean
+        if self.std_head is None:
+            return mean, None
+        # detached: the std head reads the features without shaping them (the mean network
+        # trains as it would without the head)
+        return mean, self.std_from_features(features.detach())
+
+    def std_from_features(self, features):
+        """The std head: exp(log sigma) times the calibration factors :attr:`std_scale`.
+
+        log sigma is clamped to [:data:`LOG_STD_MIN`, :data:`LOG_STD_MAX`] (scaled units) so
+        the likelihood cannot run away on a pixel the head finds trivially easy.
+        """
+        log_std = self.std_head(features).clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return torch.exp(log_std) * self.std_scale[None, :, None, None]
 
     @torch.no_grad()
     def gnss_prior(self, inputs, height, width):
@@ -265,6 +323,33 @@ class DualBranchNet(nn.Module):
         if self.config.gnss_prior == "thin_plate":
             return thin_plate_spline(inputs.gnss_xy, net, has_net, height, width, self.config.spline_smoothing)
         return kriging_tile(inputs.gnss_xy, net, net_var, has_net, height, width)
+
+
+def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
+    """A copy of ``model`` with architecture ``overrides`` that add or drop the std head only.
+
+    The trained weights are kept; a new std head starts untrained (:data:`INITIAL_STD`).
+    Overrides that would change a trained layer raise ``ValueError``.
+    """
+    config = ModelConfig.from_dict({**model.config.to_dict(), **overrides})
+    if config == model.config:
+        return model
+    adapted = DualBranchNet(config).to(next(model.parameters()).device)
+    state = {k: v for k, v in model.state_dict().items() if config.std_head or not _is_std_head(k)}
+    try:
+        missing, unexpected = adapted.load_state_dict(state, strict=False)
+    except RuntimeError as exc:            # a trained layer changes its shape
+        raise ValueError(f"The architecture options {sorted(overrides)} change trained layers; only "
+                         f"std_head may be added to a trained model ({str(exc).splitlines()[1][:160]}).") from exc
+    changed = [k for k in missing if not _is_std_head(k)] + list(unexpected)
+    if changed:
+        raise ValueError(f"The architecture options {sorted(overrides)} change trained layers "
+                         f"({', '.join(changed[:4])}...); only std_head may be added to a trained model.")
+    return adapted
+
+
+def _is_std_head(name: str) -> bool:
+    return name.startswith("std_head.") or name == "std_scale"
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -518,11 +518,11 @@ def check_model_inputs(model, scene):
 
 def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
               overlap_px: int = 32, progress: ProgressFn = None,
-              is_canceled: CancelFn = None) -> np.ndarray:
+              is_canceled: CancelFn = None, with_std: bool = False):
     """East/north/up [m] (3, H, W) float32 on the working grid (:func:`.infer.predict_scene`).
 
     Tiles of ``tile_px`` overlapping by ``overlap_px`` are blended without seams; NaN where
-    no tile had InSAR data.
+    no tile had InSAR data. ``with_std``: ``(mean, std or None)`` as ``predict_scene``.
     """
     from .infer import predict_scene
 
@@ -530,6 +530,6 @@ def run_model(prepared: PreparedScene, model, device="cpu", tile_px: int = 128,
         return predict_scene(model, prepared.insar_epochs_m, prepared.los, prepared.dem_m,
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              tile_px=tile_px, overlap_px=overlap_px, device=device,
-                             progress=progress, is_canceled=is_canceled)
+                             progress=progress, is_canceled=is_canceled, with_std=with_std)
     except Cancelled as exc:
         raise Cancelled("Cancelled by the user; no output was written.") from exc

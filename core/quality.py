@@ -162,8 +162,9 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
     dict
         ``notes`` (list of :class:`Note` as dicts), ``tracks`` (per track: noise estimate
         and LOS residual RMS of the output [m], reference fit), ``stations`` (per station:
-        observed net, residual of the output [m]), ``network_sigma_m``, ``prior_std_scale``,
-        ``largest_output_m`` and ``largest_network_m`` per component [m].
+        observed net, residual of the output [m]), ``network_sigma_m`` (median per
+        component) and ``network_sigma_source``, ``prior_std_scale``, ``largest_output_m``
+        and ``largest_network_m`` per component [m].
     """
     q = result.quality
     net = np.array([s["gnss_m"] for s in q["stations"]], dtype=np.float64).reshape(-1, 3)
@@ -186,7 +187,8 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
     return {"notes": [n.to_dict() for n in notes],
             "tracks": [{k: v for k, v in t.items()} for t in q["tracks"]],
             "stations": q["stations"], "time_function": q.get("time_function"),
-            "network_sigma_m": q.get("network_sigma_m"), "prior_std_scale": q.get("prior_std_scale"),
+            "network_sigma_m": q.get("network_sigma_m"), "network_sigma_source": q.get("network_sigma_source"),
+            "prior_std_scale": q.get("prior_std_scale"),
             "largest_output_m": peak(result.estimate_m), "largest_network_m": peak(network_m)}
 
 
@@ -236,6 +238,17 @@ def quality_html(quality: dict) -> str:
     parts.append(html_table(["track", "noise estimate [mm]", "LOS residual RMS of the output [mm]"],
                             [[t["track"], 1e3 * t["noise_m"], 1e3 * t["los_residual_rms_m"]] for t in tracks],
                             ".1f"))
+    sigma = quality.get("network_sigma_m")
+    if sigma:
+        parts.append("<h2>Uncertainty</h2>")
+        parts.append(html_table(
+            ["network sigma from", "median east [mm]", "median north [mm]", "median up [mm]",
+             "factor from the tracks' misfit"],
+            [[quality.get("network_sigma_source") or "-", *[1e3 * v for v in sigma],
+              quality.get("prior_std_scale") or 1.0]], ".2f"))
+        parts.append(paragraph("The output's east_std, north_std and up_std bands are the posterior "
+                               "standard deviations of the joint least squares: the network's sigma, "
+                               "narrowed where a track constrains its look direction."))
     stations = [st for st in quality.get("stations", []) if "x_m" in st]
     if stations:
         from .report import figure_html

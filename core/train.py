@@ -44,7 +44,7 @@ from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch
 from .configs import ModelConfig, SceneConfig
-from .model import DualBranchNet, parameter_count
+from .model import DualBranchNet, adapted_model, gaussian_nll, parameter_count
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import REALISM, SceneSampler, model_epoch_days
@@ -63,7 +63,8 @@ COMPILE_OKADA_MIN_SCENES = 10_000
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json"
 #: Columns of the training history (one entry per validation point).
 HISTORY_KEYS = ("session", "epoch", "scenes_seen", "minutes", "train_loss", "val_loss", "val_mssim_east",
-                "val_mssim_north", "val_mssim_up", "seconds")
+                "val_mssim_north", "val_mssim_up", "val_nll", "val_within_1sigma", "val_within_2sigma",
+                "seconds")
 
 
 def batch_to_inputs(batch, scene: SceneConfig):
@@ -127,6 +128,8 @@ class Trainer:
             self.scene = SceneConfig.from_dict({**state["scene_config"], **cfg.scene})
         elif init_model:
             self.model, self.scene, _ = load_model(init_model, device=self.device)
+            if cfg.model:
+                self.model = adapted_model(self.model, cfg.model)
             self.model.train()
             if cfg.scene:
                 self.scene = SceneConfig.from_dict({**self.scene.to_dict(), **cfg.scene})
@@ -137,6 +140,12 @@ class Trainer:
             self.model = DualBranchNet(model_cfg).to(self.device)
         if self.model.config.epochs != self.scene.model_epochs:
             raise ValueError("The model's epoch count differs from the scene configuration's.")
+        if cfg.train_only == "std_head":
+            if self.model.std_head is None:
+                raise ValueError("train_only='std_head' needs a network with a std head "
+                                 "(--model '{\"std_head\": true}').")
+            for name, parameter in self.model.named_parameters():
+                parameter.requires_grad_(name.startswith("std_head."))
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -145,7 +154,8 @@ class Trainer:
             self.net = torch.compile(self.net)       # parameters shared: checkpoints unchanged
         self.steps_per_epoch = max(1, math.ceil(cfg.samples / (cfg.batch_size * self.world)))
         total = self.steps_per_epoch * cfg.epochs
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate,
+        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad],
+                                           lr=cfg.learning_rate,
                                            weight_decay=cfg.weight_decay)
         warmup = max(1, int(cfg.warmup_fraction * total))
         #: fraction of the session's time budget spent (rank 0's clock, shared under DDP)
@@ -254,9 +264,12 @@ class Trainer:
             raise RuntimeError(f"The checkpoint {self.checkpoint_path()} was written for another network "
                                f"({str(exc).splitlines()[0][:200]}); move it away or train with "
                                "--no-resume.") from exc
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        earlier = json.loads(state["config"]).get("train_only", "") if "config" in state else ""
+        if earlier == self.cfg.train_only:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+        # else the optimiser held other parameters: it starts afresh on these weights
         if self.cfg.model_dir and self.rank != 0:
             # only rank 0's generator is saved: the other ranks reseed, per session
             session = int(state.get("session", 0)) + 1
@@ -301,32 +314,59 @@ class Trainer:
         """One optimiser step; returns the loss."""
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-            pred = self.net(inputs)
-        loss = loss_fn(pred.float(), target, self.cfg.ssim_weight)
+            pred, std = self.net(inputs, with_std=True)
+        loss = self.loss(pred.float(), None if std is None else std.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         return float(loss.detach())
 
+    def loss(self, pred, std, target):
+        """The mean's L1 + SSIM loss plus the std head's weighted Gaussian NLL.
+
+        The first term is left out when training the std head only; the second needs a
+        std head and takes the mean detached.
+        """
+        cfg = self.cfg
+        loss = loss_fn(pred, target, cfg.ssim_weight) if cfg.train_only != "std_head" else 0.0
+        if std is not None and cfg.nll_weight > 0:
+            loss = loss + cfg.nll_weight * gaussian_nll(pred.detach(), std, target)
+        return loss
+
     @torch.no_grad()
     def validate(self):
-        """Validation loss and mean SSIM per component (numpy :func:`.metrics.ssim`, in metres)."""
+        """Validation loss, mean SSIM per component, and the std head's NLL and coverage.
+
+        SSIM by :func:`.metrics.ssim` in metres; for a std head the fractions of errors
+        within 1 and 2 sigma, pooled over pixels and components (0.683 and 0.954 when
+        calibrated).
+        """
         self.model.eval()
         losses, scores = [], {"east": [], "north": [], "up": []}
+        nll, within = [], [[], []]
         for inputs, target in self.validation:
-            pred = self.model(inputs)
+            pred, std = self.model(inputs, with_std=True)
             losses.append(float(loss_fn(pred, target, self.cfg.ssim_weight)))
+            if std is not None:
+                nll.append(float(gaussian_nll(pred, std, target)))
+                z = ((pred - target).abs() / std).flatten()
+                within[0].append(z <= 1)
+                within[1].append(z <= 2)
             scale = inputs.scale_m[:, None, None, None]
             p, t = (pred * scale).cpu().numpy(), (target * scale).cpu().numpy()
             for b in range(p.shape[0]):
                 for c, name in enumerate(("east", "north", "up")):
                     if np.ptp(t[b, c]) > 0:
                         scores[name].append(ssim(p[b, c], t[b, c]))
-        return float(np.mean(losses)), {k: float(np.mean(v)) for k, v in scores.items()}
+        out = {k: float(np.mean(v)) for k, v in scores.items()}
+        if nll:
+            out.update(nll=float(np.mean(nll)), within_1sigma=float(torch.cat(within[0]).float().mean()),
+                       within_2sigma=float(torch.cat(within[1]).float().mean()))
+        return float(np.mean(losses)), out
 
     def fit(self, output_path: Optional[str] = None):
         """Train for the configured epochs or time budget (resuming when a checkpoint exists)."""
@@ -375,8 +415,10 @@ class Trainer:
         h["minutes"].append(round(self.elapsed_minutes(), 3))
         h["train_loss"].append(float(np.mean(losses)) if losses else float("nan"))
         h["val_loss"].append(val_loss)
-        for k, v in mssim.items():
-            h[f"val_mssim_{k}"].append(v)
+        for k in ("east", "north", "up"):
+            h[f"val_mssim_{k}"].append(mssim[k])
+        for k in ("nll", "within_1sigma", "within_2sigma"):
+            h[f"val_{k}"].append(mssim.get(k))
         h["seconds"].append(seconds)
 
     def _shared_clock(self, start, budget_s):
@@ -456,7 +498,9 @@ class Trainer:
                       f"validation at {h['scenes_seen'][-1]} scenes, {h['minutes'][-1]:.1f} min: "
                       f"train {h['train_loss'][-1]:.4f} val {h['val_loss'][-1]:.4f} "
                       f"mSSIM E {h['val_mssim_east'][-1]:.3f} N {h['val_mssim_north'][-1]:.3f} "
-                      f"U {h['val_mssim_up'][-1]:.3f}")
+                      f"U {h['val_mssim_up'][-1]:.3f}" + ("" if h["val_nll"][-1] is None else
+                      f"; std head NLL {h['val_nll'][-1]:.3f}, within 1/2 sigma "
+                      f"{h['val_within_1sigma'][-1]:.3f}/{h['val_within_2sigma'][-1]:.3f}"))
 
     def save(self, path: str):
         """Write the model file with the recipe and the last validation scores."""
@@ -511,6 +555,11 @@ def build_parser():
     p.add_argument("--init-model", default="", help="model file to fine-tune from")
     p.add_argument("--model", default="{}", help='architecture overrides as JSON, e.g. \'{"width": 48}\'')
     p.add_argument("--scene", default="{}", help='scene-sampler overrides as JSON, e.g. \'{"size_px": 96}\'')
+    p.add_argument("--nll-weight", type=float, default=d.nll_weight,
+                   help="weight of the std head's Gaussian negative log-likelihood (networks with a std head)")
+    p.add_argument("--train-only", default=d.train_only, choices=("", "std_head"),
+                   help="'std_head': train only the std head, the mean network stays as it is (add one "
+                        "to a trained model with --init-model M --model '{\"std_head\": true}')")
     p.add_argument("--recipe", default="model", choices=("model", "realism"),
                    help="scene recipe under the --scene overrides: the model's own, or 'realism' "
                         "(synthetic.REALISM: heterogeneous slip, several faults, all mechanisms, sigmoid "
@@ -531,7 +580,7 @@ def main(argv=None):
                       resume=not args.no_resume, model=json.loads(args.model),
                       scene={**(REALISM if args.recipe == "realism" else {}), **json.loads(args.scene)},
                       minutes=args.minutes, validate_every_minutes=args.validate_every_minutes,
-                      model_dir=args.model_dir)
+                      model_dir=args.model_dir, nll_weight=args.nll_weight, train_only=args.train_only)
     if not args.output and not args.model_dir:
         raise SystemExit("Give --output (a model file) or --model-dir (a campaign folder).")
     if args.model_dir and args.minutes <= 0:

@@ -128,8 +128,8 @@ def run_example(folder, loo: bool = False, device: str = "cpu") -> dict:
         raise RuntimeError(f"working grid in EPSG:{prepare.grid_epsg(grid)}, expected {UTM_EPSG}")
     prepared = prepare.prepare_scene(None, desc, inputs["DEM"], inputs["dates"], inputs["enu_m"],
                                      inputs["x"], inputs["y"], inputs["stations"], scene, grid=grid)
-    network = prepare.run_model(prepared, model, device=device)
-    output, quality, notes = consistent_extraction(prepared, network, scene)
+    network, network_std = prepare.run_model(prepared, model, device=device, with_std=True)
+    output, quality, notes = consistent_extraction(prepared, network, scene, network_std_m=network_std)
     joint = joint_on_prepared(prepared, scene)
     track = next(t for t in quality["tracks"] if t.get("used"))
     joint_track = next(t for t in joint.quality["tracks"] if t.get("used"))

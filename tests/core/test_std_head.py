@@ -1,0 +1,138 @@
+"""The std head: a trained model gains it without changing its mean, it learns, it calibrates,
+and the data-consistency step and the benchmark use it."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from insar_gnss_3d.core import calibrate
+from insar_gnss_3d.core.benchmark import calibration, score_rows
+from insar_gnss_3d.core.infer import predict_scene
+from insar_gnss_3d.core.model import DualBranchNet, ModelConfig, adapted_model, gaussian_nll
+from insar_gnss_3d.core.modelfile import load_model, save_model
+from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+from insar_gnss_3d.core.train import Trainer, TrainConfig, batch_to_inputs
+
+TINY_SCENE = {"size_px": 32, "model_epochs": 4, "max_stations": 12}
+TINY_MODEL = {"width": 8, "gnss_width": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    scene = SceneConfig.from_dict(TINY_SCENE)
+    torch.manual_seed(0)
+    model = DualBranchNet(ModelConfig(epochs=scene.model_epochs, **TINY_MODEL)).eval()
+    return scene, model, batch_to_inputs(SceneSampler(scene, seed=5).sample(4), scene)
+
+
+def test_gaussian_nll_is_minimal_at_the_true_sigma():
+    torch.manual_seed(1)
+    target = 0.3 * torch.randn(200_000)
+    sigmas = torch.tensor([0.1, 0.2, 0.3, 0.45, 0.9])
+    nll = [float(gaussian_nll(torch.zeros_like(target), s.expand_as(target), target)) for s in sigmas]
+    assert int(np.argmin(nll)) == 2
+    # the closed form at sigma = 0.3: 0.5 + log 0.3
+    assert abs(nll[2] - (0.5 + math.log(0.3))) < 5e-3
+
+
+def test_adding_a_std_head_keeps_the_mean_bit_for_bit(tiny):
+    scene, model, (inputs, _) = tiny
+    with_head = adapted_model(model, {"std_head": True}).eval()
+    with torch.no_grad():
+        before = model(inputs)
+        mean, std = with_head(inputs, with_std=True)
+        plain_mean, none = model(inputs, with_std=True)
+    assert torch.equal(before, mean) and torch.equal(before, plain_mean) and none is None
+    assert std.shape == mean.shape and bool((std > 0).all())
+    # untrained: sigma ~ INITIAL_STD everywhere
+    assert abs(float(std.median()) - 0.1) < 0.02
+    with pytest.raises(ValueError, match="only std_head"):
+        adapted_model(model, {"width": 16})
+
+
+def test_training_the_std_head_only_leaves_the_mean_network_unchanged_and_learns(tiny, tmp_path):
+    scene, model, (inputs, target) = tiny
+    path = tmp_path / "base.pt"
+    save_model(str(path), model, scene, {"samples": 8, "epochs": 1})
+    cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, learning_rate=2e-2,
+                      init_model=str(path), model={"std_head": True}, train_only="std_head",
+                      checkpoint_dir=str(tmp_path / "ckpt"))
+    trainer = Trainer(cfg)
+    trunk = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("std_")}
+    assert {n for n, p in trainer.model.named_parameters() if p.requires_grad} == \
+        {n for n, _ in trainer.model.named_parameters() if n.startswith("std_head.")}
+    first = trainer.train_step(inputs, target)
+    for _ in range(60):
+        last = trainer.train_step(inputs, target)
+    assert last < first - 0.5          # the NLL of a sigma fitted to the errors, not 0.1 everywhere
+    for k, v in trainer.model.state_dict().items():
+        if k in trunk:
+            assert torch.equal(v, trunk[k]), k
+    _, within = trainer.validate()
+    assert 0.0 <= within["within_1sigma"] <= within["within_2sigma"] <= 1.0 and math.isfinite(within["nll"])
+
+
+def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(tiny, tmp_path):
+    scene, model, _ = tiny
+    path = str(tmp_path / "head.pt")
+    head = adapted_model(model, {"std_head": True})
+    save_model(path, head, scene, {"samples": 8, "epochs": 1})
+    result = calibrate.calibrate_model_file(path, [{}], scenes=8, seed=11)
+    calibrated, _, payload = load_model(path)
+    assert payload["training"]["std_calibration"]["std_scale"] == pytest.approx(result["std_scale"])
+    assert calibrated.std_scale.tolist() == pytest.approx(result["std_scale"], rel=1e-6)
+    # on the same scenes the calibrated sigma meets both targets as nearly as the tails allow:
+    # no factor would miss the worse of the two by less
+    z = calibrate.normalised_errors(calibrated, scene, 8, seed=11)
+
+    def worst_miss(row, k):
+        return max(abs(float((row <= k).mean()) - calibrate.ONE_SIGMA) / 0.05,
+                   abs(float((row <= 2 * k).mean()) - calibrate.TWO_SIGMA) / 0.03)
+    for c in range(3):
+        best = worst_miss(z[c], 1.0)
+        assert all(best <= worst_miss(z[c], k) + 0.05 for k in (0.8, 0.9, 1.1, 1.25))
+        assert payload["training"]["std_calibration"]["within_after"][("east", "north", "up")[c]][0] == \
+            pytest.approx(float((z[c] <= 1).mean()), abs=1e-6)
+    # and the mean is untouched by calibration
+    with torch.no_grad():
+        inputs, _ = batch_to_inputs(SceneSampler(scene, seed=2).sample(2), scene)
+        assert torch.equal(calibrated(inputs), head.eval()(inputs))
+
+
+def test_std_scale_factors_of_gaussian_errors_are_their_sigma():
+    rng = np.random.default_rng(0)
+    z = np.abs(rng.normal(0.0, [[0.5], [1.0], [2.0]], size=(3, 200_000)))
+    assert calibrate.std_scale_factors(z) == pytest.approx([0.5, 1.0, 2.0], rel=0.02)
+    cov = calibrate.coverage(z / np.array([[0.5], [1.0], [2.0]]))
+    assert cov["up"][0] == pytest.approx(0.683, abs=0.005) and cov["up"][1] == pytest.approx(0.954, abs=0.005)
+
+
+def test_predict_scene_returns_the_heads_std_in_metres(tiny):
+    scene, model, _ = tiny
+    head = adapted_model(model, {"std_head": True}).eval()
+    batch = SceneSampler(scene, seed=9).sample(1)
+    from insar_gnss_3d.core.benchmark import cnn_inputs
+    a = cnn_inputs(batch, scene)
+    args = (a["insar_epochs_m"], a["los"], a["dem_m"], a["gnss_m"], a["gnss_xy_m"], a["pixel_m"])
+    mean, std = predict_scene(head, *args, tile_px=32, with_std=True)
+    plain = predict_scene(model, *args, tile_px=32)
+    assert np.array_equal(mean, plain)
+    assert std.shape == mean.shape and np.all(std[np.isfinite(std)] > 0)
+    # sigma in metres = sigma in scale units (0.1 untrained) x the scene's displacement scale
+    ratio = np.nanmedian(std) / 0.1
+    assert 1e-3 <= ratio <= 10.0
+    assert predict_scene(model, *args, tile_px=32, with_std=True)[1] is None
+
+
+def test_benchmark_rows_carry_the_coverage_of_each_given_std():
+    truth = np.zeros((3, 8, 8))
+    err = np.random.default_rng(3).normal(0.0, 0.01, size=(3, 8, 8))
+    preds = {m: truth + err for m in ("cnn", "network", "decomposition", "interpolation", "joint")}
+    truth[0, 0, 0] = 0.05                                           # a > 10 mm scene
+    rows = score_rows(0, truth, preds, {"cnn": np.full((3, 8, 8), 1e-9), "network": np.full((3, 8, 8), 1.0)})
+    cnn, net = calibration(rows, 0.0), calibration(rows, 0.0, method="network")
+    assert all(v[1] < 0.05 for v in cnn.values())                   # far too sure: nothing within
+    assert all(v == (1.0, 1.0) for v in net.values())               # far too unsure: everything within
+    assert all(math.isnan(v[0]) for v in calibration(rows, 0.0, method="joint").values())
