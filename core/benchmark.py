@@ -291,12 +291,16 @@ def score_rows(index, truth, predictions, stds=None):
 
 # --------------------------------------------------------------------------- the run
 
+#: ``tracks`` of :func:`run_benchmark`: both as drawn, or only the ascending (track 0) or
+#: the descending (track 1) one.
+TRACKS = ("asc", "desc", "both")
+
 
 def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu",
                   progress: ProgressFn = None, is_canceled: CancelFn = None,
                   scene_overrides: Optional[dict] = None, *, dem_path: Optional[str] = None,
                   on_scene: Optional[Callable[[SceneResult], None]] = None,
-                  tile_px: int = 128) -> List[dict]:
+                  tile_px: int = 128, tracks: str = "both") -> List[dict]:
     """Score the CNN and the classical peers on ``scenes`` synthetic scenes.
 
     Parameters
@@ -326,6 +330,10 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         Receives every scene's fields (for maps in a report); the caller decides what to keep.
     tile_px : int
         Inference tile size [pixels] (:func:`.infer.predict_scene`).
+    tracks : str
+        ``both`` (as drawn), ``asc`` or ``desc``: the other track is removed from every
+        scene for every method, after the draw, so the three runs score the same scenes
+        (:data:`TRACKS`; the two-tracks-against-one check).
 
     Returns
     -------
@@ -347,6 +355,8 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
 
     if int(scenes) < 1:
         raise ValueError(f"scenes must be >= 1, got {scenes}.")
+    if tracks not in TRACKS:
+        raise ValueError(f"tracks must be one of {', '.join(TRACKS)}, got {tracks!r}.")
     if seed is None:
         raise ValueError("seed must be an integer (the scenes are reproducible by design).")
     dev = select_device(device)
@@ -373,6 +383,8 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
             raise BenchmarkCancelled(f"Benchmark cancelled after {i} of {scenes} scenes.")
         with torch.no_grad():
             batch = sampler.sample(1)
+        if tracks != "both":
+            batch.insar_m[:, {"asc": 1, "desc": 0}[tracks]] = float("nan")    # the other track goes
         arrays = scene_arrays(batch, 0)
         inputs = cnn_inputs(batch, config)
         try:
@@ -532,6 +544,8 @@ def build_parser():
                         "real Kyushu relief, no track dropout)")
     p.add_argument("--scene", default="{}", help="SceneConfig overrides as JSON (after the recipe)")
     p.add_argument("--dem", default="", help="DEM whose crops replace the fractal terrain")
+    p.add_argument("--tracks", default="both", choices=TRACKS,
+                   help="keep both tracks, or only asc or desc (the same scenes; two tracks against one)")
     p.add_argument("--csv", default="", help="write the long table here")
     p.add_argument("--report", default="", help="write the HTML report here")
     return p
@@ -551,13 +565,13 @@ def main(argv=None):
         print(f"[{100 * fraction:5.1f} %] {message}", file=sys.stderr, flush=True)
 
     rows = run_benchmark(args.model or None, args.scenes, args.seed, args.device, report, None,
-                         overrides, dem_path=args.dem or dem, on_scene=keeper)
+                         overrides, dem_path=args.dem or dem, on_scene=keeper, tracks=args.tracks)
     if args.csv:
         write_csv(args.csv, rows)
     if args.report:
         from .report import write_html
         meta = {"model": args.model or BUNDLED_MODEL, "scenes": args.scenes, "seed": args.seed,
-                "recipe": args.recipe, "scene overrides": json.dumps(overrides)}
+                "recipe": args.recipe, "scene overrides": json.dumps(overrides), "tracks": args.tracks}
         write_html(args.report, report_html(rows, keeper.examples, meta))
     print(summary_text(summarize(rows)))
     for method, label in (("cnn", "CNN output"), ("network", "network std head")):

@@ -122,6 +122,21 @@ def test_stress_recipe_uses_real_relief_and_both_tracks(model_path):
                and r["component"] != "north")
 
 
+def test_one_track_runs_score_the_same_scenes_without_the_other_track(model_path):
+    overrides, dem = B.recipe_options("stress")              # no track dropout: both tracks drawn
+    both, asc = [], []
+    B.run_benchmark(model_path, 1, 1, "cpu", None, None, overrides, dem_path=dem, on_scene=both.append)
+    B.run_benchmark(model_path, 1, 1, "cpu", None, None, overrides, dem_path=dem, on_scene=asc.append,
+                    tracks="asc")
+    assert np.array_equal(both[0].truth, asc[0].truth)
+    # one track: no decomposition, and the joint peer still gives a field
+    assert np.isfinite(both[0].predictions["decomposition"]).any()
+    assert not np.isfinite(asc[0].predictions["decomposition"]).any()
+    assert np.isfinite(asc[0].predictions["joint"]).any()
+    with pytest.raises(ValueError, match="tracks must be one of"):
+        B.run_benchmark(model_path, 1, 1, "cpu", None, None, tracks="ascending")
+
+
 def test_dem_for_scenes_on_the_bundled_dem():
     dem, grid = B.dem_for_scenes(B.KYUSHU_DEM, 1000.0)
     assert dem.shape == (grid.height, grid.width)
