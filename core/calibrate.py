@@ -25,6 +25,7 @@ import torch
 
 from .configs import SceneConfig
 from .modelfile import read_model_file, load_model, save_model
+from .runtime import AtomicPath
 
 #: Seed of the calibration scenes (training uses seed + 1 + rank and seed + 10000019 for
 #: validation, the benchmark seed + :data:`.benchmark.SEED_OFFSET`).
@@ -83,11 +84,13 @@ def coverage(z: np.ndarray) -> Dict[str, tuple]:
 
 
 def calibrate_model_file(path: str, recipes: Sequence[dict], scenes: int = 128,
-                         seed: int = CALIBRATION_SEED, output: str = "") -> dict:
+                         seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "") -> dict:
     """Fit ``std_scale`` on ``scenes`` scenes of each recipe and write the model.
 
     ``recipes``: SceneConfig overrides, one per recipe. The model goes to ``output``
-    (default: in place), atomically. Returns the figures stored in the file.
+    (default: in place), atomically; a training ``checkpoint`` of the same network (a
+    campaign's ``insar_gnss_3d.ckpt``) gets the same factors, so the next session resumes
+    calibrated. Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
     current = model.std_scale.numpy().copy() if model.std_head is not None else None
@@ -104,6 +107,13 @@ def calibrate_model_file(path: str, recipes: Sequence[dict], scenes: int = 128,
     raw = read_model_file(path)
     save_model(output or path, model, scene, training, history=raw.get("history"),
                validation=raw.get("validation"))
+    if checkpoint:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if "std_scale" not in state.get("model", {}):
+            raise ValueError(f"The checkpoint {checkpoint} holds no network with a std head.")
+        state["model"]["std_scale"] = model.std_scale.detach().clone()
+        with AtomicPath(checkpoint) as part:
+            torch.save(state, part)
     return training["std_calibration"]
 
 
@@ -116,6 +126,9 @@ def main(argv=None):
                                             "held-out synthetic scenes and write it into the model file.")
     p.add_argument("model", help="model file with a std head (rewritten in place unless --output)")
     p.add_argument("--output", default="", help="write the calibrated model here instead")
+    p.add_argument("--checkpoint", default="",
+                   help="a training checkpoint of the same network (a campaign's insar_gnss_3d.ckpt) that gets "
+                        "the same factors; ignored when the file does not exist")
     p.add_argument("--scenes", type=int, default=128, help="scenes per recipe")
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help="seed of the scenes")
     p.add_argument("--recipes", default="model,realism",
@@ -126,7 +139,10 @@ def main(argv=None):
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise SystemExit(f"--recipes: unknown {unknown}; choose from {sorted(known)}.")
-    result = calibrate_model_file(args.model, [known[n] for n in names], args.scenes, args.seed, args.output)
+    import os
+    checkpoint = args.checkpoint if args.checkpoint and os.path.exists(args.checkpoint) else ""
+    result = calibrate_model_file(args.model, [known[n] for n in names], args.scenes, args.seed, args.output,
+                                  checkpoint)
     for key in ("within_before", "within_after"):
         print(key.replace("_", " ") + ": " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in result[key].items()))
     print("std_scale: " + ", ".join(f"{v:.3f}" for v in result["std_scale"]))

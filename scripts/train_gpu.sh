@@ -13,7 +13,8 @@
 #    every validation point, so a run cut short still leaves the last one in OUT_FOLDER;
 # 3. NPROC > 1 (default: the number of GPUs): torchrun --nproc_per_node=NPROC, DDP (NCCL on
 #    GPUs, gloo on CPUs), rank 0 validates and writes;
-# 4. OUT_FOLDER/model_card.md: the history table (scripts/model_card.py), OUT_FOLDER/train.log.
+# 4. the std head's calibration (core/calibrate.py) on model and checkpoint;
+#    OUT_FOLDER/model_card.md: the history table (scripts/model_card.py), OUT_FOLDER/train.log.
 #
 # Environment: MINUTES (10), NPROC, BATCH (scenes per step and rank; 32 on a GPU, 16 on a
 # CPU), DEVICE (auto), VALIDATE_EVERY (minutes; MINUTES/3), SOURCE_DIR, PYTHON, TRAIN_ARGS
@@ -75,7 +76,11 @@ else
     "$PYTHON" "${ARGS[@]}" 2>&1 | tee "$OUT_DIR/train.log"
 fi
 
-# -- 4. summary ----------------------------------------------------------------------------
+# -- 4. calibrate the std head (when the network has one), then summary ---------------------
+if "$PYTHON" -c "import sys, torch; sys.exit('std_scale' not in torch.load('$OUT_DIR/insar_gnss_3d.pt', weights_only=True)['state_dict'])"; then
+    "$PYTHON" -m insar_gnss_3d.core.calibrate "$OUT_DIR/insar_gnss_3d.pt" --checkpoint "$OUT_DIR/insar_gnss_3d.ckpt" \
+        2>&1 | tee -a "$OUT_DIR/train.log"
+fi
 "$PYTHON" "$ROOT/scripts/model_card.py" --history "$OUT_DIR/history.json" | tee "$OUT_DIR/model_card.md"
 echo "== done in $(( $(date +%s) - T0 )) s; files in $OUT_DIR:"
 ls -l "$OUT_DIR"

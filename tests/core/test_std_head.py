@@ -79,8 +79,13 @@ def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(ti
     path = str(tmp_path / "head.pt")
     head = adapted_model(model, {"std_head": True})
     save_model(path, head, scene, {"samples": 8, "epochs": 1})
-    result = calibrate.calibrate_model_file(path, [{}], scenes=8, seed=11)
+    checkpoint = tmp_path / "insar_gnss_3d.ckpt"
+    torch.save({"model": head.state_dict(), "step": 3}, checkpoint)
+    result = calibrate.calibrate_model_file(path, [{}], scenes=8, seed=11, checkpoint=str(checkpoint))
     calibrated, _, payload = load_model(path)
+    # the campaign resumes calibrated
+    resumed = torch.load(checkpoint, weights_only=True)
+    assert resumed["step"] == 3 and resumed["model"]["std_scale"].tolist() == pytest.approx(result["std_scale"])
     assert payload["training"]["std_calibration"]["std_scale"] == pytest.approx(result["std_scale"])
     assert calibrated.std_scale.tolist() == pytest.approx(result["std_scale"], rel=1e-6)
     # on the same scenes the calibrated sigma meets both targets as nearly as the tails allow:
