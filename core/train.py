@@ -126,8 +126,10 @@ class Trainer:
         if "model_config" in state:
             self.model = DualBranchNet(ModelConfig.from_dict(state["model_config"])).to(self.device)
             self.scene = SceneConfig.from_dict({**state["scene_config"], **cfg.scene})
+            mean_scene = SceneConfig.from_dict(state.get("mean_scene_config", state["scene_config"]))
         elif init_model:
             self.model, self.scene, _ = load_model(init_model, device=self.device)
+            mean_scene = self.scene
             if cfg.model:
                 self.model = adapted_model(self.model, cfg.model)
             self.model.train()
@@ -138,6 +140,11 @@ class Trainer:
             model_cfg = ModelConfig.from_dict({"epochs": self.scene.model_epochs,
                                                "gnss_days": self.scene.gnss_days, **cfg.model})
             self.model = DualBranchNet(model_cfg).to(self.device)
+        #: the scenes the mean network learnt from: the model file's scene configuration (a
+        #: session that trains the std head only keeps it; the head's scenes go in the recipe)
+        self.mean_scene = self.scene if "model_config" not in state and not init_model else mean_scene
+        if cfg.train_only != "std_head":
+            self.mean_scene = self.scene
         if self.model.config.epochs != self.scene.model_epochs:
             raise ValueError("The model's epoch count differs from the scene configuration's.")
         if cfg.train_only == "std_head":
@@ -238,7 +245,7 @@ class Trainer:
         return {"epoch": self.epoch, "step": self.step, "scenes_seen": self.scenes_seen,
                 "minutes": self.elapsed_minutes(), "session": self.session,
                 "model": self.model.state_dict(), "model_config": self.model.config.to_dict(),
-                "scene_config": self.scene.to_dict(),
+                "scene_config": self.scene.to_dict(), "mean_scene_config": self.mean_scene.to_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "generator": self.sampler.generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": self.history,
@@ -513,7 +520,9 @@ class Trainer:
         recipe["command"] = " ".join(sys.argv)
         recipe.update(scenes_seen=self.scenes_seen, minutes=round(self.elapsed_minutes(), 3),
                       init_model=self.init_model)
-        save_model(path, self.model, self.scene, recipe, history=h, validation=validation)
+        if self.mean_scene != self.scene:
+            recipe["std_head_scene_config"] = self.scene.to_dict()
+        save_model(path, self.model, self.mean_scene, recipe, history=h, validation=validation)
 
 
 def build_parser():

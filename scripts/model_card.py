@@ -3,7 +3,8 @@
 ``make train`` (``python -m insar_gnss_3d.core.train --model-dir resources/models --minutes N``)
 writes ``resources/models/history.json``: one record per validation point (session, scenes
 seen, wall minutes, train loss, validation loss, validation mSSIM east/north/up on the
-campaign's fixed validation scenes). This prints, as Markdown, the first point and the end of
+campaign's fixed validation scenes; for a network with a std head its Gaussian NLL and the
+fractions of errors within one and two sigma). This prints, as Markdown, the first point and the end of
 every session (``--all``: every point), then one summary line, so the README quotes the
 history instead of numbers typed by hand:
 
@@ -22,7 +23,9 @@ DEFAULT_HISTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
 COLUMNS = (("session", "session", "{}"), ("scenes_seen", "scenes seen", "{:,}"),
            ("minutes", "wall min", "{:.1f}"), ("train_loss", "train loss", "{:.4f}"),
            ("val_loss", "val loss", "{:.4f}"), ("val_mssim_east", "val mSSIM E", "{:.3f}"),
-           ("val_mssim_north", "val mSSIM N", "{:.3f}"), ("val_mssim_up", "val mSSIM U", "{:.3f}"))
+           ("val_mssim_north", "val mSSIM N", "{:.3f}"), ("val_mssim_up", "val mSSIM U", "{:.3f}"),
+           ("val_nll", "std head NLL", "{:.3f}"), ("val_within_1sigma", "within 1 sigma", "{:.3f}"),
+           ("val_within_2sigma", "within 2 sigma", "{:.3f}"))
 
 
 def selected_points(points, every=False):

@@ -58,7 +58,7 @@ def test_training_the_std_head_only_leaves_the_mean_network_unchanged_and_learns
     save_model(str(path), model, scene, {"samples": 8, "epochs": 1})
     cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, learning_rate=2e-2,
                       init_model=str(path), model={"std_head": True}, train_only="std_head",
-                      checkpoint_dir=str(tmp_path / "ckpt"))
+                      checkpoint_dir=str(tmp_path / "ckpt"), scene={"max_stations": 10})
     trainer = Trainer(cfg)
     trunk = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("std_")}
     assert {n for n, p in trainer.model.named_parameters() if p.requires_grad} == \
@@ -72,6 +72,11 @@ def test_training_the_std_head_only_leaves_the_mean_network_unchanged_and_learns
             assert torch.equal(v, trunk[k]), k
     _, within = trainer.validate()
     assert 0.0 <= within["within_1sigma"] <= within["within_2sigma"] <= 1.0 and math.isfinite(within["nll"])
+    # the file says what the mean network learnt from; the head's scenes are in its recipe
+    trainer.save(str(tmp_path / "head.pt"))
+    _, saved_scene, payload = load_model(str(tmp_path / "head.pt"))
+    assert saved_scene == scene and trainer.scene.max_stations == 10
+    assert payload["training"]["std_head_scene_config"]["max_stations"] == 10
 
 
 def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(tiny, tmp_path):
