@@ -381,6 +381,10 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         the median mSSIM E/N/U was 0.464/0.532/0.575 with it and 0.494/0.532/0.605 without
         (the kriging's standard deviation already grows away from the stations, and the
         misfit that drives the factor holds spatially correlated atmosphere).
+    dead_zone : float
+        Half-width [noise units] of :func:`dead_zone_observation` (0: plain least squares);
+        the standard deviation then uses each track's noise times ``sqrt(1 + dead_zone^2 /
+        3)`` (the estimate may lie anywhere in the zone).
     fallback_linear : bool
         When no station moves significantly and no ``event_day`` is given, use a linear
         time function (the least-squares trend over the window) instead of raising
@@ -467,6 +471,12 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         notes.append(f"prior standard deviation scaled by {scale:.2f} (the tracks disagree with "
                      f"the prior more than both uncertainties allow)")
     estimate, std = joint_enu(los_used, unit_used, noise_used, prior_m, prior_std * scale)
+    if dead_zone > 0:
+        # the estimate may sit anywhere within the dead zone of a track: its error along the
+        # look direction is the track's noise plus up to +/- dead_zone noise units; with that
+        # offset uniform, the variance is s^2 (1 + dead_zone^2 / 3), which the std reports
+        inflation = math.sqrt(1.0 + dead_zone ** 2 / 3.0)
+        _, std = joint_enu(los_used, unit_used, [n * inflation for n in noise_used], prior_m, prior_std * scale)
     for q in track_q:
         if q.get("used"):
             q["los_residual_rms_m"] = los_residual_rms(estimate, q.pop("_los"), q.pop("_unit"))
