@@ -16,12 +16,12 @@ import json
 
 import numpy as np
 
-from insar_gnss_3d.core import benchmark as B
+from insar_gnss_3d.core import benchmark
 
 METHODS = ("cnn", "network", "joint")
 
 
-def scores(rows, method, component, threshold_m=B.SIGNAL_THRESHOLD_M):
+def scores(rows, method, component, threshold_m=benchmark.SIGNAL_THRESHOLD_M):
     """{scene: mSSIM} of one method and component over the scenes above the threshold."""
     return {r["scene"]: r["mssim"] for r in rows
             if r["method"] == method and r["component"] == component and r["max_abs_scene_m"] > threshold_m
@@ -34,11 +34,11 @@ def main(argv=None):
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
     p.add_argument("--scenes", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--recipe", default="model", choices=sorted(B.RECIPES))
+    p.add_argument("--recipe", default="model", choices=sorted(benchmark.RECIPES))
     args = p.parse_args(argv)
-    overrides, dem = B.recipe_options(args.recipe)
+    overrides, dem = benchmark.recipe_options(args.recipe)
     overrides = {**overrides, "track_dropout_probability": 0.0}
-    runs = {t: B.run_benchmark(args.model or None, args.scenes, args.seed, "cpu", None, None, overrides,
+    runs = {t: benchmark.run_benchmark(args.model or None, args.scenes, args.seed, "cpu", None, None, overrides,
                                dem_path=dem, tracks=t) for t in ("both", "asc", "desc")}
     print(f"recipe {args.recipe} with {json.dumps(overrides)}, {args.scenes} scenes, seed {args.seed}; "
           "median mSSIM of the scenes > 10 mm; paired: median of (both - one) and share of scenes where "
@@ -46,7 +46,7 @@ def main(argv=None):
     print("| method | component | both | asc only | desc only | both - asc | both - desc |")
     print("|---|---|---|---|---|---|---|")
     for method in METHODS:
-        for comp in B.COMPONENTS:
+        for comp in benchmark.COMPONENTS:
             s = {t: scores(rows, method, comp) for t, rows in runs.items()}
             cells = [f"{np.median(list(s[t].values())):.3f} ({len(s[t])})" if s[t] else "-"
                      for t in ("both", "asc", "desc")]
