@@ -95,8 +95,9 @@ def in_core(asc, desc, dem, gnss_path, model_path, units="m", tile_px=128):
     grid = prepare.working_grid((asc or desc).paths[0], scene.pixel_m)
     dates, enu, x, y, names = gnss_arrays(gnss_path, prepare.grid_epsg(grid))
     prepared = prepare.prepare_scene(asc, desc, dem, dates, enu, x, y, names, scene, units=units, grid=grid)
-    network = prepare.run_model(prepared, model, tile_px=tile_px, overlap_px=max(8, tile_px // 4))
-    return consistent_extraction(prepared, network, scene)[0], prepared
+    network, network_std = prepare.run_model(prepared, model, tile_px=tile_px, overlap_px=max(8, tile_px // 4),
+                                             with_std=True)
+    return consistent_extraction(prepared, network, scene, network_std_m=network_std)[0], prepared
 
 
 def assert_on_grid(out_path, reference_path):
@@ -431,3 +432,39 @@ def test_quality_and_arrows_outputs(run_alg, scene, model_path, tmp_path):
     html = tmp_path / "quality.html"
     run_alg(ALG, {**base_params(scene, model_path, tmp_path / "enu_h.tif"), "QUALITY": str(html)})
     assert "LOS residual RMS" in html.read_text()
+
+
+def test_a_model_with_a_std_head_gives_its_own_sigma_and_weighs_the_step_with_it(run_alg, scene, model_path,
+                                                                                 tmp_path):
+    """Without CONSISTENCY the std bands are the network's own sigma (the core's numbers, on the
+    grid); with it, the QUALITY file says the network's sigma came from the std head."""
+    import json
+
+    from insar_gnss_3d.core import prepare
+    from insar_gnss_3d.core.model import adapted_model
+    from insar_gnss_3d.core.modelfile import load_model, save_model
+
+    tiny, tiny_scene, _ = load_model(model_path)
+    head_path = str(tmp_path / "head.pt")
+    save_model(head_path, adapted_model(tiny, {"std_head": True}), tiny_scene, {"samples": 8, "epochs": 1})
+
+    plain = tmp_path / "plain.tif"
+    run_alg(ALG, {**base_params(scene, head_path, plain), "CONSISTENCY": False})
+    assert_on_grid(str(plain), scene["INSAR_ASC"])
+    bands = helpers.read_array(str(plain))[0]
+    # the scene's grid is the working grid (UTM, the model's pixel): the core's numbers exactly
+    grid = prepare.working_grid(scene["INSAR_ASC"], tiny_scene.pixel_m)
+    prepared = prepare.prepare_scene(
+        prepare.TrackSource("INSAR_ASC", (scene["INSAR_ASC"],), scene["LOS_ASC"]),
+        prepare.TrackSource("INSAR_DESC", (scene["INSAR_DESC"],), scene["LOS_DESC"]), scene["DEM_OUT"],
+        *gnss_arrays(scene["GNSS"], prepare.grid_epsg(grid)), tiny_scene, units="m", grid=grid)
+    model, _, _ = load_model(head_path)
+    mean, std = prepare.run_model(prepared, model, with_std=True)
+    ok = np.isfinite(bands[3:])                                  # NoData where neither track has data
+    assert np.isfinite(std)[ok].all() and ok.mean() > 0.5 and np.all(bands[3:][ok] > 0)
+    np.testing.assert_allclose(bands[3:][ok], std[ok], rtol=1e-4)
+
+    consistent, quality = tmp_path / "consistent.tif", tmp_path / "quality.json"
+    run_alg(ALG, {**base_params(scene, head_path, consistent), "QUALITY": str(quality)})
+    figures = json.loads(quality.read_text())
+    assert figures["network_sigma_source"] == "std head" and all(v > 0 for v in figures["network_sigma_m"])
