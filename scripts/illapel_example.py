@@ -111,7 +111,7 @@ def build_inputs(folder):
             "points_xy_m": np.c_[px, py], "points_los_m": los_m}
 
 
-def run_example(folder, loo: bool = False, device: str = "cpu") -> dict:
+def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str = "") -> dict:
     """The one-track extraction, the joint peer and (``loo``) the leave-one-out check; figures."""
     from insar_gnss_3d.core import prepare
     from insar_gnss_3d.core.runtime import BUNDLED_MODEL
@@ -121,7 +121,7 @@ def run_example(folder, loo: bool = False, device: str = "cpu") -> dict:
     from insar_gnss_3d.core.modelfile import load_model
 
     inputs = build_inputs(folder)
-    model, scene, _ = load_model(BUNDLED_MODEL)
+    model, scene, _ = load_model(model_path or BUNDLED_MODEL)
     desc = prepare.TrackSource("INSAR_DESC", (inputs["INSAR_DESC"],), inputs["LOS_DESC"])
     grid = prepare.working_grid(inputs["INSAR_DESC"], scene.pixel_m, "INSAR_DESC")
     if prepare.grid_epsg(grid) != UTM_EPSG:
@@ -160,10 +160,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output", default="", help="folder for the rasters (default: a temporary folder)")
     p.add_argument("--loo", action="store_true", help="also the leave-one-station-out check (minutes)")
+    p.add_argument("--model", default="", help="model file (default: the bundled model)")
     args = p.parse_args(argv)
     folder = args.output or tempfile.mkdtemp(prefix="illapel_")
     os.makedirs(folder, exist_ok=True)
-    figures = run_example(folder, loo=args.loo)
+    figures = run_example(folder, loo=args.loo, model_path=args.model)
     json.dump(figures, sys.stdout, indent=1, default=float)
     print()
 
