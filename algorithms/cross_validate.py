@@ -91,6 +91,8 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
         medians = crossval.median_errors(rows)
         feedback.pushInfo("Median 3-D error at the left-out stations: " + ", ".join(
             f"{m} {1e3 * v:.1f} mm" for m, v in medians.items()) + ".")
+        feedback.pushInfo("Left-out components within 1 / 2 of the method's standard deviations: " + ", ".join(
+            f"{m} {a:.2f} / {b:.2f}" for m, (a, b, n) in crossval.coverage_at_stations(rows).items() if n) + ".")
         return {self.OUTPUT_TABLE: table, self.REPORT: report or None}
 
 

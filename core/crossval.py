@@ -64,20 +64,26 @@ def joint_on_prepared(prepared, scene, event_day: Optional[float] = None):
 
 
 def _fields(prepared, model, scene, device, event_day, methods):
-    """Each method's (3, H, W) field [m] on the prepared scene."""
+    """Each method's (3, H, W) field and standard deviation [m] on the prepared scene.
+
+    ``{method: (field, std or None)}``: the CNN's std bands, the joint peer's posterior
+    standard deviation; the interpolation has none.
+    """
     from .consistency import consistent_extraction
     from .prepare import run_model
 
     out = {}
     if "cnn" in methods:
         network, network_std = run_model(prepared, model, device=device, with_std=True)
-        out["cnn"] = consistent_extraction(prepared, network, scene, event_day, network_std)[0][:3]
+        output = consistent_extraction(prepared, network, scene, event_day, network_std)[0]
+        out["cnn"] = (output[:3], output[3:])
     if "joint" in methods:
-        out["joint"] = joint_on_prepared(prepared, scene, event_day).estimate_m
+        joint = joint_on_prepared(prepared, scene, event_day)
+        out["joint"] = (joint.estimate_m, joint.std_m)
     if "interpolation" in methods:
         grid = prepared.grid
-        out["interpolation"] = interpolation_field(prepared.gnss_xy_m, net_displacement(prepared),
-                                                   (grid.height, grid.width), grid.pixel_size)[0]
+        out["interpolation"] = (interpolation_field(prepared.gnss_xy_m, net_displacement(prepared),
+                                                    (grid.height, grid.width), grid.pixel_size)[0], None)
     return out
 
 
@@ -101,8 +107,9 @@ def leave_one_out(prepared, model, scene, indices: Sequence[int], device="cpu",
     -------
     list of dict
         ``station``, ``method``, ``observed_m`` and ``predicted_m`` (east, north, up),
-        ``error_3d_m`` (Euclidean norm of the difference; NaN where the method gives nothing
-        there) and ``distance_to_largest_m``.
+        ``predicted_std_m`` (the method's standard deviation there; NaN for the
+        interpolation), ``error_3d_m`` (Euclidean norm of the difference; NaN where the
+        method gives nothing there) and ``distance_to_largest_m``.
     """
     net = net_displacement(prepared)
     size = np.linalg.norm(np.nan_to_num(net), axis=1)
@@ -112,9 +119,13 @@ def leave_one_out(prepared, model, scene, indices: Sequence[int], device="cpu",
         fields = _fields(_without(prepared, i), model, scene, device, event_day, methods)
         at = prepared.gnss_xy_m[i:i + 1]
         for method in methods:
-            pred = sample_at(np.asarray(fields[method], dtype=np.float64), at, prepared.grid.pixel_size)[:, 0]
+            field, std = fields[method]
+            pred = sample_at(np.asarray(field, dtype=np.float64), at, prepared.grid.pixel_size)[:, 0]
+            sd = (np.full(3, np.nan) if std is None else
+                  sample_at(np.asarray(std, dtype=np.float64), at, prepared.grid.pixel_size)[:, 0])
             rows.append({"station": prepared.stations[i], "method": method,
                          "observed_m": [float(v) for v in net[i]], "predicted_m": [float(v) for v in pred],
+                         "predicted_std_m": [float(v) for v in sd],
                          "error_3d_m": float(np.linalg.norm(pred - net[i])),
                          "distance_to_largest_m": float(np.hypot(*(prepared.gnss_xy_m[i] - origin)))})
         if progress is not None:
@@ -131,9 +142,32 @@ def median_errors(rows: Sequence[dict]) -> dict:
     return out
 
 
+def coverage_at_stations(rows: Sequence[dict]) -> dict:
+    """Per method: fractions of the left-out stations' components within 1 and 2 sigma, count.
+
+    ``|predicted - observed| <= k * predicted_std`` over every component of every left-out
+    station (the station's own net-displacement error, millimetres, is left out beside
+    errors of centimetres): the uncertainty checked against data no method saw. NaN for a
+    method without a standard deviation. A calibrated Gaussian gives 0.683 and 0.954.
+    """
+    out = {}
+    for method in METHODS:
+        err, sd = [], []
+        for r in rows:
+            if r["method"] == method and "predicted_std_m" in r:
+                err += list(np.abs(np.subtract(r["predicted_m"], r["observed_m"])))
+                sd += list(r["predicted_std_m"])
+        err, sd = np.asarray(err, dtype=np.float64), np.asarray(sd, dtype=np.float64)
+        ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
+        out[method] = ((float(np.mean(err[ok] <= sd[ok])), float(np.mean(err[ok] <= 2 * sd[ok])), int(ok.sum()))
+                       if ok.any() else (float("nan"), float("nan"), 0))
+    return out
+
+
 #: Columns of the leave-one-out table (CSV).
 TABLE_COLUMNS = ("station", "method", "distance_to_largest_km", "observed_east_m", "observed_north_m",
-                 "observed_up_m", "predicted_east_m", "predicted_north_m", "predicted_up_m", "error_3d_m")
+                 "observed_up_m", "predicted_east_m", "predicted_north_m", "predicted_up_m", "error_3d_m",
+                 "std_east_m", "std_north_m", "std_up_m")
 
 
 def write_table(path: str, rows: Sequence[dict]) -> str:
@@ -148,7 +182,8 @@ def write_table(path: str, rows: Sequence[dict]) -> str:
         for r in rows:
             writer.writerow([r["station"], r["method"], f"{r['distance_to_largest_m'] / 1e3:.1f}",
                              *[f"{v:.6g}" for v in r["observed_m"]], *[f"{v:.6g}" for v in r["predicted_m"]],
-                             f"{r['error_3d_m']:.6g}"])
+                             f"{r['error_3d_m']:.6g}",
+                             *[f"{v:.6g}" for v in r.get("predicted_std_m", [float("nan")] * 3)]])
     return path
 
 
@@ -180,6 +215,12 @@ def report_html(rows: Sequence[dict], quality: Optional[dict] = None) -> str:
     parts = [paragraph("Each station was left out in turn; every method was rerun without it and "
                        "compared with the station's own net displacement (GNSS as independent truth)."),
              html_table(["method", "median 3-D error [mm]"], [[m, 1e3 * med[m]] for m in METHODS], ".1f"),
+             html_table(["method", "components within 1 sigma", "within 2 sigma", "components"],
+                        [[m, *coverage_at_stations(rows)[m]] for m in METHODS], ".2f"),
+             paragraph("How far to trust the standard deviations: the share of the left-out stations' "
+                       "east, north and up whose error lies within one and two of the method's own "
+                       "standard deviations there (0.68 and 0.95 for a calibrated Gaussian; a few "
+                       "stations make a rough figure).", "note"),
              figure_html(error_figure(rows), "leave-one-out errors"),
              html_table(["station", "method", "distance [km]", "3-D error [mm]"],
                         [[r["station"], r["method"], r["distance_to_largest_m"] / 1e3, 1e3 * r["error_3d_m"]]

@@ -116,7 +116,8 @@ def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str 
     from insar_gnss_3d.core import prepare
     from insar_gnss_3d.core.runtime import BUNDLED_MODEL
     from insar_gnss_3d.core.consistency import consistent_extraction
-    from insar_gnss_3d.core.crossval import joint_on_prepared, leave_one_out, median_errors, nearest_to_largest
+    from insar_gnss_3d.core.crossval import (coverage_at_stations, joint_on_prepared, leave_one_out, median_errors,
+                                             nearest_to_largest)
     from insar_gnss_3d.core.joint import los_residual_rms
     from insar_gnss_3d.core.modelfile import load_model
 
@@ -152,6 +153,7 @@ def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str 
         rows = leave_one_out(prepared, model, scene, indices, device=device)
         figures["leave_one_out"] = rows
         figures["leave_one_out_median_m"] = median_errors(rows)
+        figures["leave_one_out_within_sigma"] = coverage_at_stations(rows)
     return figures
 
 

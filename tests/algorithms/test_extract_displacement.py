@@ -404,7 +404,11 @@ def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, 
         observed = np.array([float(r[f"observed_{c}_m"]) for c in ("east", "north", "up")])
         predicted = np.array([float(r[f"predicted_{c}_m"]) for c in ("east", "north", "up")])
         assert float(r["error_3d_m"]) == pytest.approx(np.linalg.norm(predicted - observed), rel=1e-4)
-    assert "cross-validation" in (tmp_path / "sub" / "loo.html").read_text()
+        std = np.array([float(r[f"std_{c}_m"]) for c in ("east", "north", "up")])
+        # the CNN's and the joint peer's own standard deviations at the station; none for interpolation
+        assert np.all(std > 0) if r["method"] != "interpolation" else np.all(np.isnan(std))
+    html = (tmp_path / "sub" / "loo.html").read_text()
+    assert "cross-validation" in html and "within 1 sigma" in html
     with pytest.raises(QgsProcessingException, match="STATIONS_OUT: NOPE not among"):
         run_alg("crossvalidate", {**params, "STATIONS_OUT": "NOPE"})
 

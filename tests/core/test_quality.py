@@ -1,6 +1,7 @@
-"""Training-range and exceedance warnings of an extraction."""
+"""Training-range and exceedance warnings of an extraction; the uncertainty checked at left-out stations."""
 
 import numpy as np
+import pytest
 
 from insar_gnss_3d.core.quality import exceedance_warnings, range_warnings
 from insar_gnss_3d.core.synthetic import SceneConfig
@@ -50,3 +51,18 @@ def test_quality_html_embeds_the_station_arrows_and_json_round_trips(tmp_path):
     back = json.loads(open(write_quality(str(tmp_path / "q.json"), quality)).read())
     assert back["tracks"][0]["reference"]["offset_m"] == 0.01
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_coverage_at_stations_counts_components_within_their_sigma():
+    from insar_gnss_3d.core.crossval import coverage_at_stations
+
+    rows = [{"method": "cnn", "observed_m": [0.0, 0.0, 0.0], "predicted_m": [0.5, 1.5, 2.5],
+             "predicted_std_m": [1.0, 1.0, 1.0]},
+            {"method": "joint", "observed_m": [1.0, 1.0, 1.0], "predicted_m": [1.0, 1.0, 9.0],
+             "predicted_std_m": [0.1, float("nan"), 0.1]},
+            {"method": "interpolation", "observed_m": [0.0, 0.0, 0.0], "predicted_m": [1.0, 1.0, 1.0],
+             "predicted_std_m": [float("nan")] * 3}]
+    cov = coverage_at_stations(rows)
+    assert cov["cnn"] == (pytest.approx(1 / 3), pytest.approx(2 / 3), 3)
+    assert cov["joint"] == (0.5, 0.5, 2)                # the NaN component is not counted
+    assert np.isnan(cov["interpolation"][0]) and cov["interpolation"][2] == 0
