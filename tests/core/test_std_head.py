@@ -146,3 +146,23 @@ def test_benchmark_rows_carry_the_coverage_of_each_given_std():
     assert all(v[1] < 0.05 for v in cnn.values())                   # far too sure: nothing within
     assert all(v == (1.0, 1.0) for v in net.values())               # far too unsure: everything within
     assert all(math.isnan(v[0]) for v in calibration(rows, 0.0, method="joint").values())
+
+
+def test_a_campaign_trained_on_the_std_head_resumes_with_everything_trainable(tiny, tmp_path):
+    """The committed campaign's checkpoint holds an optimiser of the head only: a full session
+    resumes from it with a fresh optimiser, trains the mean and the head, and keeps the history."""
+    scene, model, _ = tiny
+    save_model(str(tmp_path / "insar_gnss_3d.pt"), model, scene, {"samples": 8, "epochs": 1})
+    common = dict(samples=8, batch_size=4, validation_samples=4, learning_rate=1e-2, threads=1,
+                  minutes=0.05, validate_every_minutes=1.0, model_dir=str(tmp_path))
+    head_only = Trainer(TrainConfig(**common, model={"std_head": True}, train_only="std_head"))
+    head_only.fit()
+    before = {k: v.clone() for k, v in head_only.model.state_dict().items()}
+    full = Trainer(TrainConfig(**common))
+    assert full.resume_state is not None
+    full.fit()
+    after = full.model.state_dict()
+    assert not torch.equal(before["fusion.3.weight"], after["fusion.3.weight"])         # the mean trains
+    assert not torch.equal(before["std_head.1.weight"], after["std_head.1.weight"])     # and the head
+    points = __import__("json").loads((tmp_path / "history.json").read_text())["points"]
+    assert [p["session"] for p in points][-1] == 2 and all(p["val_nll"] is not None for p in points[1:])
