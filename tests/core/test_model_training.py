@@ -290,11 +290,11 @@ def test_the_default_network_with_its_checkpoint_stays_under_15_mb(tmp_path):
     assert sizes["insar_gnss_3d.pt"] + sizes["insar_gnss_3d.ckpt"] < 15e6
 
 
-def _train_gpu_sh(out, source, nproc, minutes="0.05"):
+def _train_gpu_sh(out, source, nproc, minutes="0.05", model=None):
     import json
     env = dict(os.environ, SOURCE_DIR=str(source), MINUTES=minutes, DEVICE="cpu", NPROC=str(nproc),
                PYTHON=sys.executable, OMP_NUM_THREADS="1",
-               TRAIN_ARGS=f"--scene '{json.dumps(TINY_SCENE)}' --model '{json.dumps(TINY_MODEL)}' "
+               TRAIN_ARGS=f"--scene '{json.dumps(TINY_SCENE)}' --model '{json.dumps(model or TINY_MODEL)}' "
                           "--validation-samples 4 --samples 64 --batch-size 4")
     proc = subprocess.run(["bash", str(REPO / "scripts" / "train_gpu.sh"), str(out)], capture_output=True,
                           text=True, env=env, timeout=600)
@@ -306,8 +306,14 @@ def test_train_gpu_script_runs_on_the_cpu_and_leaves_the_campaign_in_out(tmp_pat
     import json
     source = tmp_path / "models"
     source.mkdir()
-    stdout = _train_gpu_sh(tmp_path / "out", source, nproc=1)
+    stdout = _train_gpu_sh(tmp_path / "out", source, nproc=1, model={**TINY_MODEL, "std_head": True})
     assert "starting from scratch" in stdout and "world size 1" in stdout
+    # the std head is calibrated at the end, in the model and the checkpoint
+    assert "std_scale:" in stdout
+    scale = load_model(str(tmp_path / "out" / "insar_gnss_3d.pt"))[0].std_scale
+    assert not torch.equal(scale, torch.ones(3))
+    assert torch.equal(torch.load(tmp_path / "out" / "insar_gnss_3d.ckpt", weights_only=True)["model"]["std_scale"],
+                       scale)
     for name in ("insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json", "model_card.md", "train.log"):
         assert (tmp_path / "out" / name).stat().st_size > 0, name
     points = json.loads((tmp_path / "out" / "history.json").read_text())["points"]
