@@ -40,9 +40,12 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         "left out) and RMSE [m].<br>"
         "<b>MODEL</b>: model file (default: the bundled model). <b>RECIPE</b>: 'model' draws "
         "scenes with the model's own generator settings; 'stress' is a harsher generator the "
-        "model was not trained on: atmosphere 10-30 mm per acquisition with 10-40 km "
-        "correlation, real relief (crops of the bundled Kyushu SRTM DEM), both tracks always "
-        "present. SCENE_OPTIONS (advanced, JSON) overrides further scene-generator fields. "
+        "model was not trained on: the classic scenes with atmosphere 10-30 mm per acquisition "
+        "with 10-40 km correlation, real relief (crops of the bundled Kyushu SRTM DEM), both "
+        "tracks always present; 'realism' adds heterogeneous slip, several faults, all "
+        "mechanisms, sigmoid slow slips, partial track coverage and dense to sparse networks; "
+        "'classic' is the generator of model v1 (one uniform-slip thrust), the fixed old recipe "
+        "whatever the model was trained on. SCENE_OPTIONS (advanced, JSON) overrides further scene-generator fields. "
         "DEVICE: auto (CUDA when present), cpu, cuda.<br>"
         "<b>OUTPUT_TABLE</b>: CSV, one row per scene, component and method: scene, component, "
         "max_abs_truth_m (largest |truth| of the component), method, mssim, rmse_m, "
@@ -57,7 +60,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     RECIPE, SCENE_OPTIONS = "RECIPE", "SCENE_OPTIONS"
     OUTPUT_TABLE, REPORT = "OUTPUT_TABLE", "REPORT"
     DEVICES = DEVICES
-    RECIPES = ("model", "stress")
+    RECIPES = ("model", "stress", "realism", "classic")
     MEDIAN = {c: f"CNN_MEDIAN_MSSIM_{c.upper()}" for c in COMPONENTS}
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -71,7 +74,8 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         self.addParameter(number(self.SEED, "Seed of the scenes", number.Integer, 0, minValue=0))
         add_device_parameter(self)
         recipe = QgsProcessingParameterEnum(
-            self.RECIPE, "Scene generator (model = the model's own; stress = harsher, real relief)",
+            self.RECIPE, "Scene generator (model = the model's own; stress = harsher, real relief; "
+                         "realism = varied faults and coverage; classic = model v1's)",
             list(self.RECIPES), defaultValue="model")
         recipe.setUsesStaticStrings(True)
         self.addParameter(recipe)

@@ -79,16 +79,24 @@ SEED_OFFSET = 500_000_003
 #: The summary also reports scenes whose largest |displacement| exceeds this [m].
 SIGNAL_THRESHOLD_M = 0.01
 
-#: Generator recipes. ``model``: the model's own scene configuration. ``stress``: atmosphere
-#: from the upper third of the training range (10-30 mm per acquisition) with longer
-#: correlation lengths, real relief (crops of the Kyushu SRTM DEM instead of fractal
+#: Generator recipes. ``model``: the model's own scene configuration. ``stress``: the
+#: ``classic`` generator with atmosphere from the upper third of the training range (10-30
+#: mm per acquisition) with longer correlation lengths, real relief (crops of the Kyushu SRTM DEM instead of fractal
 #: terrain) and both tracks always present (so the decomposition always has data).
 #: ``realism``: :data:`.synthetic.REALISM` (heterogeneous slip, several faults, all mechanisms,
 #: sigmoid slow slips, partial track coverage, dense to sparse networks; written out here so
 #: that this module does not import torch; tests/core/test_realism.py keeps them equal).
+#: ``classic``: the generator of model v1 (every realism option at its default, off), whatever
+#: the model file says: the fixed "old recipe" against which a model trained on ``realism``
+#: scenes is judged. ``stress`` is drawn on top of it.
+CLASSIC = {"heterogeneous_slip_fraction": 0.0, "multi_fault_fraction": 0.0, "other_mechanism_fraction": 0.0,
+           "sigmoid_slow_slip_fraction": 0.0, "partial_overlap_probability": 0.0,
+           "decorrelated_fraction": (0.0, 0.3), "station_spacing_m": (15e3, 35e3),
+           "random_station_subset": False}
 RECIPES = {
     "model": {"scene": {}, "dem": None},
-    "stress": {"scene": {"turbulence_sigma_m": (10e-3, 30e-3),
+    "classic": {"scene": dict(CLASSIC), "dem": None},
+    "stress": {"scene": {**CLASSIC, "turbulence_sigma_m": (10e-3, 30e-3),
                          "correlation_length_m": (10e3, 40e3),
                          "track_dropout_probability": 0.0},
                "dem": KYUSHU_DEM},
