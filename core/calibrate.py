@@ -9,8 +9,8 @@ model (``std_scale``), so every use of the model (inference, the data-consistenc
 benchmark) sees the calibrated sigma.
 
 The scenes come from seeds no training run or benchmark draws (:data:`CALIBRATION_SEED`),
-pooled over the scene recipes given (the model's own and :data:`.synthetic.REALISM` by
-default), one 64 px scene per network call as in training.
+pooled over the benchmark's scene recipes given (:data:`DEFAULT_RECIPES`: model v1's generator
+and the realism one), one 64 px scene per network call as in training.
 
 Command line: ``python -m insar_gnss_3d.core.calibrate --help``.
 """
@@ -18,6 +18,7 @@ Command line: ``python -m insar_gnss_3d.core.calibrate --help``.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Dict, Sequence
 
 import numpy as np
@@ -38,7 +39,7 @@ TOLERANCES = (0.05, 0.03)
 
 
 def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 16,
-                      threshold_m: float = SIGNAL_THRESHOLD_M) -> np.ndarray:
+                      threshold_m: float = SIGNAL_THRESHOLD_M, dem_m=None) -> np.ndarray:
     """|network - truth| / sigma of every pixel, (3, N) per component, on fresh scenes.
 
     Of ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m``
@@ -49,7 +50,7 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
 
     if model.std_head is None:
         raise ValueError("The model has no std head to calibrate.")
-    sampler = SceneSampler(scene, seed=seed, device="cpu")
+    sampler = SceneSampler(scene, seed=seed, device="cpu", dem_m=dem_m)
     out = [[], [], []]
     model.eval()
     with torch.no_grad():
@@ -91,26 +92,38 @@ def coverage(z: np.ndarray) -> Dict[str, tuple]:
             for c, name in enumerate(("east", "north", "up"))}
 
 
-def calibrate_model_file(path: str, recipes: Sequence[dict], scenes: int = 128,
+#: Recipes (:data:`.benchmark.RECIPES`) whose scenes calibrate by default: the generator of
+#: model v1 and the realism one, pooled.
+DEFAULT_RECIPES = ("classic", "realism")
+
+
+def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, scenes: int = 128,
                          seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "") -> dict:
     """Fit ``std_scale`` on ``scenes`` scenes of each recipe and write the model.
 
-    ``recipes``: SceneConfig overrides, one per recipe. The model goes to ``output``
+    ``recipes``: names in :data:`.benchmark.RECIPES`. The model goes to ``output``
     (default: in place), atomically; a training ``checkpoint`` of the same network (a
     campaign's ``insar_gnss_3d.ckpt``) gets the same factors, so the next session resumes
     calibrated. Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
     current = model.std_scale.numpy().copy() if model.std_head is not None else None
-    z = np.concatenate([normalised_errors(model, SceneConfig.from_dict({**scene.to_dict(), **r}),
-                                          scenes, seed + k) for k, r in enumerate(recipes)], axis=1)
+    from .benchmark import dem_for_scenes, recipe_options
+
+    parts = []
+    for k, name in enumerate(recipes):
+        overrides, dem_path = recipe_options(name)
+        dem = dem_for_scenes(dem_path, scene.pixel_m)[0] if dem_path else None
+        parts.append(normalised_errors(model, SceneConfig.from_dict({**scene.to_dict(), **overrides}),
+                                       scenes, seed + k, dem_m=dem))
+    z = np.concatenate(parts, axis=1)
     factors = std_scale_factors(z, current)
     before = coverage(z)
     after = coverage(z * (current / factors)[:, None])
     model.std_scale.copy_(torch.as_tensor(factors, dtype=model.std_scale.dtype))
     training = dict(payload.get("training", {}))
     training["std_calibration"] = {"scenes_per_recipe": int(scenes), "seed": int(seed),
-                                   "recipes": [dict(r) for r in recipes], "std_scale": factors.tolist(),
+                                   "recipes": list(recipes), "std_scale": factors.tolist(),
                                    "within_before": before, "within_after": after}
     raw = read_model_file(path)
     save_model(output or path, model, scene, training, history=raw.get("history"),
@@ -127,7 +140,7 @@ def calibrate_model_file(path: str, recipes: Sequence[dict], scenes: int = 128,
 
 def main(argv=None):
     """Entry point of the command line."""
-    from .synthetic import REALISM
+    from .benchmark import RECIPES
 
     p = argparse.ArgumentParser(prog="python -m insar_gnss_3d.core.calibrate",
                                 description="Calibrate a model's std head (one factor per component) on "
@@ -139,18 +152,16 @@ def main(argv=None):
                         "the same factors; ignored when the file does not exist")
     p.add_argument("--scenes", type=int, default=128, help="scenes per recipe")
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help="seed of the scenes")
-    p.add_argument("--recipes", default="model,realism",
-                   help="comma-separated: model (the model's own scenes), realism (synthetic.REALISM)")
+    p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES),
+                   help="comma-separated benchmark recipes (model, classic, stress, realism) whose scenes are "
+                        "pooled")
     args = p.parse_args(argv)
-    known = {"model": {}, "realism": dict(REALISM)}
     names = [n.strip() for n in args.recipes.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in RECIPES]
     if unknown or not names:
-        raise SystemExit(f"--recipes: unknown {unknown}; choose from {sorted(known)}.")
-    import os
+        raise SystemExit(f"--recipes: unknown {unknown}; choose from {sorted(RECIPES)}.")
     checkpoint = args.checkpoint if args.checkpoint and os.path.exists(args.checkpoint) else ""
-    result = calibrate_model_file(args.model, [known[n] for n in names], args.scenes, args.seed, args.output,
-                                  checkpoint)
+    result = calibrate_model_file(args.model, names, args.scenes, args.seed, args.output, checkpoint)
     for key in ("within_before", "within_after"):
         print(key.replace("_", " ") + ": " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in result[key].items()))
     print("std_scale: " + ", ".join(f"{v:.3f}" for v in result["std_scale"]))

@@ -86,7 +86,7 @@ def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(ti
     save_model(path, head, scene, {"samples": 8, "epochs": 1})
     checkpoint = tmp_path / "insar_gnss_3d.ckpt"
     torch.save({"model": head.state_dict(), "step": 3}, checkpoint)
-    result = calibrate.calibrate_model_file(path, [{}], scenes=8, seed=11, checkpoint=str(checkpoint))
+    result = calibrate.calibrate_model_file(path, ["model"], scenes=8, seed=11, checkpoint=str(checkpoint))
     calibrated, _, payload = load_model(path)
     # the campaign resumes calibrated
     resumed = torch.load(checkpoint, weights_only=True)
