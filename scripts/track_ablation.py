@@ -34,7 +34,7 @@ def main(argv=None):
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
     p.add_argument("--scenes", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--recipe", default="model", choices=sorted(benchmark.RECIPES))
+    p.add_argument("--recipe", default="classic", choices=sorted(benchmark.RECIPES))
     args = p.parse_args(argv)
     overrides, dem = benchmark.recipe_options(args.recipe)
     overrides = {**overrides, "track_dropout_probability": 0.0}
