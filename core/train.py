@@ -311,6 +311,7 @@ class Trainer:
         """``history.json``: the recipe and one record per validation point, atomically."""
         payload = {"format": "insar_gnss_3d-history", "model_config": self.model.config.to_dict(),
                    "scene_config": self.scene.to_dict(), "parameters": parameter_count(self.model),
+                   "all_parameters": sum(p.numel() for p in self.model.parameters()),
                    "recipe": {k: v for k, v in asdict(self.cfg).items() if k not in ("model", "scene")},
                    "world_size": self.world, "points": self.history_records()}
         with AtomicPath(path) as part, open(part, "w") as f:

@@ -51,7 +51,10 @@ def markdown_table(history: dict, every: bool = False) -> str:
     if points:
         last = points[-1]
         lines.append("")
-        lines.append(f"{history.get('parameters', 0):,} parameters; {last['scenes_seen']:,} scenes seen, "
+        counted = (f"{history['all_parameters']:,} parameters ({history.get('parameters', 0):,} trained in "
+                   "the last session)" if "all_parameters" in history
+                   else f"{history.get('parameters', 0):,} trainable parameters")
+        lines.append(f"{counted}; {last['scenes_seen']:,} scenes seen, "
                      f"{last['minutes']:.1f} wall minutes of training in {last.get('session', 1)} sessions; "
                      f"validation: {history.get('recipe', {}).get('validation_samples', '?')} fixed-seed "
                      f"scenes of the training recipe.")
