@@ -31,12 +31,13 @@ import tempfile
 import time
 
 
-def _best(fn, repeats):
+def _best(fn, repeats, clock=time.perf_counter):
+    """Shortest of ``repeats`` runs of ``fn`` by ``clock`` (wall by default, CPU with process_time)."""
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
@@ -124,15 +125,6 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     return result
 
 
-def _cpu_best(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
-
-
 def variants(batch_size=16, repeats=3, names=("plain", "channels_last", "bf16_autocast", "compile")):
     """CPU seconds per training step of each variant (one thread); prints and returns a dict."""
     import torch
@@ -159,10 +151,10 @@ def variants(batch_size=16, repeats=3, names=("plain", "channels_last", "bf16_au
             step()
             print(f"  torch.compile: {time.time() - t0:.0f} s to compile (wall)", flush=True)
         step()
-        result[name] = _cpu_best(step, 1 if name == "bf16_autocast" else repeats)
+        result[name] = _best(step, 1 if name == "bf16_autocast" else repeats, clock=time.process_time)
         trainer.model.to(memory_format=torch.contiguous_format)
         trainer.use_amp, trainer.net = False, trainer.model
-        plain = _cpu_best(step, repeats)                       # the plain step again, for the same load
+        plain = _best(step, repeats, clock=time.process_time)   # the plain step again, same load
         print(f"  {name:14s} {result[name]:6.2f} CPU s/step ({batch_size / result[name]:5.2f} scenes/s per "
               f"core), plain {plain:6.2f} s beside it: x{plain / result[name]:.2f}", flush=True)
     return result

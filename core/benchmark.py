@@ -277,7 +277,7 @@ def score_rows(index, truth, predictions, stds=None):
     network's std head); those methods' rows then carry the fraction of pixels whose
     |error| lies within one and two standard deviations (NaN elsewhere).
     """
-    from .metrics import component_scores
+    from .metrics import component_scores, within_sigma
 
     max_scene = float(np.nanmax(np.abs(truth)))
     rows = []
@@ -286,10 +286,8 @@ def score_rows(index, truth, predictions, stds=None):
             within = (float("nan"), float("nan"))
             std_m = (stds or {}).get(method)
             if std_m is not None:
-                err = np.abs(np.asarray(predictions[method][k], dtype=np.float64) - truth[k])
-                ok = np.isfinite(err) & np.isfinite(std_m[k])
-                if ok.any():
-                    within = tuple(float((err[ok] <= m * std_m[k][ok]).mean()) for m in (1, 2))
+                within = within_sigma(np.asarray(predictions[method][k], dtype=np.float64) - truth[k],
+                                      std_m[k])[:2]
             rows.append({"scene": index, "component": s["name"], "max_abs_truth_m": s["max_abs_truth"],
                          "method": method, "mssim": s["mssim"], "rmse_m": s["rmse"],
                          "max_abs_scene_m": max_scene, "coverage": s["valid_fraction"],

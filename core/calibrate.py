@@ -24,9 +24,10 @@ from typing import Dict, Sequence
 import numpy as np
 import torch
 
-from .benchmark import SIGNAL_THRESHOLD_M
+from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options
 from .configs import SceneConfig
-from .modelfile import read_model_file, load_model, save_model
+from .metrics import within_sigma
+from .modelfile import load_model, save_model
 from .runtime import AtomicPath
 
 #: Seed of the calibration scenes (training uses seed + 1 + rank and seed + 10000019 for
@@ -88,8 +89,7 @@ def std_scale_factors(z: np.ndarray, current: Sequence[float] = (1.0, 1.0, 1.0))
 
 def coverage(z: np.ndarray) -> Dict[str, tuple]:
     """Fraction within 1 and 2 sigma per component of normalised errors ``z`` (3, N)."""
-    return {name: (float((z[c] <= 1).mean()), float((z[c] <= 2).mean()))
-            for c, name in enumerate(("east", "north", "up"))}
+    return {name: within_sigma(z[c], 1.0)[:2] for c, name in enumerate(("east", "north", "up"))}
 
 
 #: Recipes (:data:`.benchmark.RECIPES`) whose scenes calibrate by default: the generator of
@@ -107,9 +107,9 @@ def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, sc
     calibrated. Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
-    current = model.std_scale.numpy().copy() if model.std_head is not None else None
-    from .benchmark import dem_for_scenes, recipe_options
-
+    if model.std_head is None:
+        raise ValueError(f"{path} holds a network without a std head: nothing to calibrate.")
+    current = model.std_scale.numpy().copy()
     parts = []
     for k, name in enumerate(recipes):
         overrides, dem_path = recipe_options(name)
@@ -125,9 +125,8 @@ def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, sc
     training["std_calibration"] = {"scenes_per_recipe": int(scenes), "seed": int(seed),
                                    "recipes": list(recipes), "std_scale": factors.tolist(),
                                    "within_before": before, "within_after": after}
-    raw = read_model_file(path)
-    save_model(output or path, model, scene, training, history=raw.get("history"),
-               validation=raw.get("validation"))
+    save_model(output or path, model, scene, training, history=payload.get("history"),
+               validation=payload.get("validation"))
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if "std_scale" not in state.get("model", {}):
@@ -140,8 +139,6 @@ def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, sc
 
 def main(argv=None):
     """Entry point of the command line."""
-    from .benchmark import RECIPES
-
     p = argparse.ArgumentParser(prog="python -m insar_gnss_3d.core.calibrate",
                                 description="Calibrate a model's std head (one factor per component) on "
                                             "held-out synthetic scenes and write it into the model file.")
@@ -152,6 +149,9 @@ def main(argv=None):
                         "the same factors; ignored when the file does not exist")
     p.add_argument("--scenes", type=int, default=128, help="scenes per recipe")
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help="seed of the scenes")
+    p.add_argument("--skip-without-std-head", action="store_true",
+                   help="exit quietly (status 0) when the model has no std head, as after a campaign "
+                        "of a network without one")
     p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES),
                    help="comma-separated benchmark recipes (model, classic, stress, realism) whose scenes are "
                         "pooled")
@@ -161,6 +161,9 @@ def main(argv=None):
     if unknown or not names:
         raise SystemExit(f"--recipes: unknown {unknown}; choose from {sorted(RECIPES)}.")
     checkpoint = args.checkpoint if args.checkpoint and os.path.exists(args.checkpoint) else ""
+    if args.skip_without_std_head and load_model(args.model)[0].std_head is None:
+        print(f"{args.model}: no std head, nothing to calibrate.")
+        return
     result = calibrate_model_file(args.model, names, args.scenes, args.seed, args.output, checkpoint)
     for key in ("within_before", "within_after"):
         print(key.replace("_", " ") + ": " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in result[key].items()))

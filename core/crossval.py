@@ -150,17 +150,13 @@ def coverage_at_stations(rows: Sequence[dict]) -> dict:
     errors of centimetres): the uncertainty checked against data no method saw. NaN for a
     method without a standard deviation. A calibrated Gaussian gives 0.683 and 0.954.
     """
+    from .metrics import within_sigma
+
     out = {}
     for method in METHODS:
-        err, sd = [], []
-        for r in rows:
-            if r["method"] == method and "predicted_std_m" in r:
-                err += list(np.abs(np.subtract(r["predicted_m"], r["observed_m"])))
-                sd += list(r["predicted_std_m"])
-        err, sd = np.asarray(err, dtype=np.float64), np.asarray(sd, dtype=np.float64)
-        ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
-        out[method] = ((float(np.mean(err[ok] <= sd[ok])), float(np.mean(err[ok] <= 2 * sd[ok])), int(ok.sum()))
-                       if ok.any() else (float("nan"), float("nan"), 0))
+        sel = [r for r in rows if r["method"] == method and "predicted_std_m" in r]
+        out[method] = within_sigma([np.subtract(r["predicted_m"], r["observed_m"]) for r in sel],
+                                   [r["predicted_std_m"] for r in sel])
     return out
 
 

@@ -326,6 +326,20 @@ def rmse(pred, truth) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
+def within_sigma(abs_error, std) -> tuple:
+    """Fractions of ``abs_error <= std`` and ``<= 2 std`` over the finite pairs, and their count.
+
+    ``(within_1, within_2, n)``; NaN fractions when no pair is finite and ``std > 0``. A
+    calibrated Gaussian uncertainty gives (0.683, 0.954).
+    """
+    err = np.abs(np.asarray(abs_error, dtype=np.float64)).ravel()
+    sd = np.broadcast_to(np.asarray(std, dtype=np.float64), np.shape(abs_error)).ravel()
+    ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
+    if not ok.any():
+        return float("nan"), float("nan"), 0
+    return float(np.mean(err[ok] <= sd[ok])), float(np.mean(err[ok] <= 2 * sd[ok])), int(ok.sum())
+
+
 def ssim_torch(pred, truth, data_range, mask=None):
     """Differentiable mean SSIM of each image and channel of a batch (PyTorch, CPU or CUDA).
 

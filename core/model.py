@@ -286,13 +286,11 @@ class DualBranchNet(nn.Module):
             raise ValueError(f"Tile size must be divisible by 4, got {h} x {w}.")
         a = self.insar(inputs.insar, inputs.dem)
         g, net, has_net = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
-        if self.config.residual_on_gnss_spline:
-            prior = self.gnss_prior(inputs, h, w).to(a.dtype)
-            features = self.fusion[:-1](torch.cat([a, g, prior], 1))
-            mean = prior + self.fusion[-1](features)
-        else:
-            features = self.fusion[:-1](torch.cat([a, g], 1))
-            mean = self.fusion[-1](features)
+        prior = self.gnss_prior(inputs, h, w).to(a.dtype) if self.config.residual_on_gnss_spline else None
+        features = self.fusion[:-1](torch.cat([a, g] if prior is None else [a, g, prior], 1))
+        mean = self.fusion[-1](features)
+        if prior is not None:
+            mean = prior + mean
         if not with_std:
             return mean
         if self.std_head is None:

@@ -42,7 +42,7 @@ import torch.distributed as dist
 from . import okada
 from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
-from .metrics import ssim, ssim_torch
+from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
 from .model import DualBranchNet, adapted_model, gaussian_nll, parameter_count
 from .modelfile import load_model, save_model
@@ -140,11 +140,10 @@ class Trainer:
             model_cfg = ModelConfig.from_dict({"epochs": self.scene.model_epochs,
                                                "gnss_days": self.scene.gnss_days, **cfg.model})
             self.model = DualBranchNet(model_cfg).to(self.device)
+            mean_scene = self.scene
         #: the scenes the mean network learnt from: the model file's scene configuration (a
         #: session that trains the std head only keeps it; the head's scenes go in the recipe)
-        self.mean_scene = self.scene if "model_config" not in state and not init_model else mean_scene
-        if cfg.train_only != "std_head":
-            self.mean_scene = self.scene
+        self.mean_scene = mean_scene if cfg.train_only == "std_head" else self.scene
         if self.model.config.epochs != self.scene.model_epochs:
             raise ValueError("The model's epoch count differs from the scene configuration's.")
         if cfg.train_only == "std_head":
@@ -355,15 +354,14 @@ class Trainer:
         """
         self.model.eval()
         losses, scores = [], {"east": [], "north": [], "up": []}
-        nll, within = [], [[], []]
+        nll, errors, sigmas = [], [], []
         for inputs, target in self.validation:
             pred, std = self.model(inputs, with_std=True)
             losses.append(float(loss_fn(pred, target, self.cfg.ssim_weight)))
             if std is not None:
                 nll.append(float(gaussian_nll(pred, std, target)))
-                z = ((pred - target).abs() / std).flatten()
-                within[0].append(z <= 1)
-                within[1].append(z <= 2)
+                errors.append((pred - target).cpu().numpy().ravel())
+                sigmas.append(std.cpu().numpy().ravel())
             scale = inputs.scale_m[:, None, None, None]
             p, t = (pred * scale).cpu().numpy(), (target * scale).cpu().numpy()
             for b in range(p.shape[0]):
@@ -372,8 +370,8 @@ class Trainer:
                         scores[name].append(ssim(p[b, c], t[b, c]))
         out = {k: float(np.mean(v)) for k, v in scores.items()}
         if nll:
-            out.update(nll=float(np.mean(nll)), within_1sigma=float(torch.cat(within[0]).float().mean()),
-                       within_2sigma=float(torch.cat(within[1]).float().mean()))
+            within = within_sigma(np.concatenate(errors), np.concatenate(sigmas))
+            out.update(nll=float(np.mean(nll)), within_1sigma=within[0], within_2sigma=within[1])
         return float(np.mean(losses)), out
 
     def fit(self, output_path: Optional[str] = None):

@@ -77,10 +77,8 @@ else
 fi
 
 # -- 4. calibrate the std head (when the network has one), then summary ---------------------
-if "$PYTHON" -c "import sys, torch; sys.exit('std_scale' not in torch.load('$OUT_DIR/insar_gnss_3d.pt', weights_only=True)['state_dict'])"; then
-    "$PYTHON" -m insar_gnss_3d.core.calibrate "$OUT_DIR/insar_gnss_3d.pt" --checkpoint "$OUT_DIR/insar_gnss_3d.ckpt" \
-        2>&1 | tee -a "$OUT_DIR/train.log"
-fi
+"$PYTHON" -m insar_gnss_3d.core.calibrate "$OUT_DIR/insar_gnss_3d.pt" --checkpoint "$OUT_DIR/insar_gnss_3d.ckpt" \
+    --skip-without-std-head 2>&1 | tee -a "$OUT_DIR/train.log"
 "$PYTHON" "$ROOT/scripts/model_card.py" --history "$OUT_DIR/history.json" | tee "$OUT_DIR/model_card.md"
 echo "== done in $(( $(date +%s) - T0 )) s; files in $OUT_DIR:"
 ls -l "$OUT_DIR"
