@@ -45,7 +45,9 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         "tracks always present; 'realism' adds heterogeneous slip, several faults, all "
         "mechanisms, sigmoid slow slips, partial track coverage and dense to sparse networks; "
         "'classic' is the generator of model v1 (one uniform-slip thrust), the fixed old recipe "
-        "whatever the model was trained on. SCENE_OPTIONS (advanced, JSON) overrides further scene-generator fields. "
+        "whatever the model was trained on; 'multiscale' is 'realism' at pixel sizes of 0.5-4 km "
+        "(ruptures of 5-320 km) with up to 10 m of displacement. SCENE_OPTIONS (advanced, JSON) "
+        "overrides further scene-generator fields. "
         "DEVICE: auto (CUDA when present), cpu, cuda.<br>"
         "<b>OUTPUT_TABLE</b>: CSV, one row per scene, component and method: scene, component, "
         "max_abs_truth_m (largest |truth| of the component), method, mssim, rmse_m, "
@@ -60,7 +62,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     RECIPE, SCENE_OPTIONS = "RECIPE", "SCENE_OPTIONS"
     OUTPUT_TABLE, REPORT = "OUTPUT_TABLE", "REPORT"
     DEVICES = DEVICES
-    RECIPES = ("model", "stress", "realism", "classic")
+    RECIPES = ("model", "stress", "realism", "classic", "multiscale")
     MEDIAN = {c: f"CNN_MEDIAN_MSSIM_{c.upper()}" for c in COMPONENTS}
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -75,7 +77,8 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         add_device_parameter(self)
         recipe = QgsProcessingParameterEnum(
             self.RECIPE, "Scene generator (model = the model's own; stress = harsher, real relief; "
-                         "realism = varied faults and coverage; classic = model v1's)",
+                         "realism = varied faults and coverage; classic = model v1's; "
+                         "multiscale = realism at 0.5-4 km pixels)",
             list(self.RECIPES), defaultValue="model")
         recipe.setUsesStaticStrings(True)
         self.addParameter(recipe)

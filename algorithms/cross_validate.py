@@ -5,7 +5,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingMultiStepFeedback,
 
 from .common import check_canceled, file_output, import_torch
 from .extract_displacement import ExtractDisplacementAlgorithm
-from .gnss_layer import working_grid_and_gnss
+from .gnss_layer import working_grid_and_gnss, working_pixel_m
 
 
 class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
@@ -60,8 +60,8 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
         try:
             prepare.check_tracks(asc, desc, scene)
             reference = asc if asc is not None else desc
-            grid, series = working_grid_and_gnss(self, parameters, context, reference, scene.pixel_m, feedback,
-                                                 steps)
+            pixel_m = working_pixel_m(scene, reference)
+            grid, series = working_grid_and_gnss(self, parameters, context, reference, pixel_m, feedback, steps)
             steps.setCurrentStep(1)
             prepared = prepare.prepare_scene(asc, desc, dem_path, series.dates, series.enu_m, series.x, series.y,
                                              series.stations, scene, units=units, grid=grid,

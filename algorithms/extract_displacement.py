@@ -15,7 +15,7 @@ from ..core.runtime import BUNDLED_MODEL, DEVICES
 from .arrows import ARROWS, add_displacement_outputs, write_arrows
 from .common import (InsarGnssAlgorithm, add_device_parameter, check_canceled, device_from, file_output,
                      import_torch, load_styled, output_path, sink_destination_check)
-from .gnss_layer import add_gnss_parameters, working_grid_and_gnss
+from .gnss_layer import add_gnss_parameters, working_grid_and_gnss, working_pixel_m
 from .insar_inputs import (INSAR_ASC, INSAR_DESC, INSAR_HELP, add_los_parameters, insar_units,
                            raster_path, track_source)
 
@@ -166,8 +166,8 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         try:
             prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
             reference = asc if asc is not None else desc
-            grid, series = working_grid_and_gnss(self, parameters, context, reference, scene.pixel_m, feedback,
-                                                 steps)
+            pixel_m = working_pixel_m(scene, reference)
+            grid, series = working_grid_and_gnss(self, parameters, context, reference, pixel_m, feedback, steps)
             check_canceled(feedback)
             steps.setCurrentStep(1)
             prepared = prepare.prepare_scene(

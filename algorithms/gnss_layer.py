@@ -243,6 +243,12 @@ def write_gnss_features(sink, series, feedback=None) -> int:
     return len(features)
 
 
+def working_pixel_m(scene, reference) -> float:
+    """The model's working pixel size [m] on the first track ``reference`` (:func:`..core.prepare.working_pixel_m`)."""
+    from ..core import prepare
+    return prepare.working_pixel_m(scene, reference.paths[0], reference.name)
+
+
 def working_grid_and_gnss(alg, parameters, context, reference, pixel_m, feedback, steps):
     """The working grid of ``reference`` (UTM of its centre at ``pixel_m``) and the GNSS layer in it.
 

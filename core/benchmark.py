@@ -92,7 +92,7 @@ SIGNAL_THRESHOLD_M = 0.01
 CLASSIC = {"heterogeneous_slip_fraction": 0.0, "multi_fault_fraction": 0.0, "other_mechanism_fraction": 0.0,
            "sigmoid_slow_slip_fraction": 0.0, "partial_overlap_probability": 0.0,
            "decorrelated_fraction": (0.0, 0.3), "station_spacing_m": (15e3, 35e3),
-           "random_station_subset": False}
+           "random_station_subset": False, "pixel_m_range": (0.0, 0.0), "max_displacement_m": (1e-3, 1.0)}
 RECIPES = {
     "model": {"scene": {}, "dem": None},
     "classic": {"scene": dict(CLASSIC), "dem": None},
@@ -103,9 +103,14 @@ RECIPES = {
     "realism": {"scene": {"heterogeneous_slip_fraction": 0.5, "multi_fault_fraction": 0.3,
                           "other_mechanism_fraction": 0.4, "sigmoid_slow_slip_fraction": 0.5,
                           "partial_overlap_probability": 0.3, "decorrelated_fraction": (0.0, 0.5),
-                          "station_spacing_m": (10e3, 60e3), "random_station_subset": True},
+                          "station_spacing_m": (10e3, 60e3), "random_station_subset": True,
+                          "pixel_m_range": (0.0, 0.0), "max_displacement_m": (1e-3, 1.0)},
                 "dem": None},
 }
+#: ``multiscale``: the realism recipe at pixel sizes of 0.5-4 km (ruptures of 5-320 km) and up
+#: to 10 m of displacement (:data:`.synthetic.MULTI_SCALE`).
+RECIPES["multiscale"] = {"scene": {**RECIPES["realism"]["scene"], "pixel_m_range": (500.0, 4000.0),
+                                   "max_displacement_m": (1e-3, 10.0)}, "dem": None}
 
 #: Cancelling a benchmark raises the one :class:`.runtime.Cancelled`.
 BenchmarkCancelled = Cancelled
@@ -404,9 +409,10 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
                                       network_std_m=network_std)
         cnn = consistent.estimate_m.astype(np.float32)
         net = net_displacement(arrays)
-        decomposition, notes = decomposition_field(arrays, net, config.pixel_m)
-        interpolation, more = interpolation_field(arrays.gnss_xy_m, net, arrays.truth_m.shape[1:], config.pixel_m)
-        joint, joint_notes = joint_field(arrays, net, config.pixel_m)
+        pixel_m = inputs["pixel_m"]          # the batch's (multi-scale recipes draw it)
+        decomposition, notes = decomposition_field(arrays, net, pixel_m)
+        interpolation, more = interpolation_field(arrays.gnss_xy_m, net, arrays.truth_m.shape[1:], pixel_m)
+        joint, joint_notes = joint_field(arrays, net, pixel_m)
         more = more + joint_notes
         predictions = {"cnn": cnn, "network": network, "decomposition": decomposition,
                        "interpolation": interpolation, "joint": joint}
@@ -414,7 +420,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         rows.extend(scene_rows)
         max_abs = float(np.nanmax(np.abs(arrays.truth_m)))
         if on_scene is not None:
-            on_scene(SceneResult(i, arrays.truth_m, predictions, scene_rows, config.pixel_m,
+            on_scene(SceneResult(i, arrays.truth_m, predictions, scene_rows, pixel_m,
                                  max_abs, notes + more))
         if progress is not None:
             cnn_scores = " ".join(f"{r['component'][0].upper()} {r['mssim']:.2f}"

@@ -9,7 +9,7 @@ field of :class:`.synthetic.SceneConfig`, :class:`.model.ModelConfig` and
 import math
 import numbers
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 from .conventions import GNSS_DAYS
@@ -193,6 +193,7 @@ SCENE_LIMITS = {
     "sigmoid_slow_slip_fraction": Number(0.0, 1.0),
     "partial_overlap_probability": Number(0.0, 1.0),
     "random_station_subset": FLAG,
+    "pixel_m_range": Interval(0.0, 100e3, "m"),
 }
 
 #: Allowed values of every :class:`.model.ModelConfig` field (its ``__post_init__`` adds
@@ -211,6 +212,7 @@ MODEL_LIMITS = {
     "gnss_prior": TEXT,
     "spline_smoothing": Number(0.0, 1e3),
     "std_head": FLAG,
+    "pixel_size_input": FLAG,
 }
 
 #: What ``TrainConfig.train_only`` may name: everything, or only the std head.
@@ -356,9 +358,41 @@ class SceneConfig(DictConfig):
     #: keep a random subset of stations when a network exceeds max_stations (False: the first
     #: ones in grid order, which leaves the east of a dense network without stations)
     random_station_subset: bool = False
+    #: multi-scale scenes: each batch draws its pixel size [m] log-uniformly in this range
+    #: ((0, 0): always ``pixel_m``). The fault's lengths (``length_m``, ``width_m``,
+    #: ``top_depth_m``) and ``station_margin_m`` are given for ``pixel_m`` and scale with the
+    #: drawn pixel. An elastic half-space has no length scale of its own: Okada's (1985)
+    #: surface displacement is unchanged when every length is multiplied by one factor at the
+    #: same slip (eqs. 25-30: the slip times functions of degree 0 in the lengths). So ruptures
+    #: keep their size in pixels (10-80 px: 5-320 km over 0.5-4 km pixels, Mw ~5.5-8.5 by Wells
+    #: & Coppersmith 1994) while what is physical in metres (turbulence correlation lengths,
+    #: station spacing, relief, ramps) changes in pixels, which the network learns through its
+    #: pixel-size input (``ModelConfig.pixel_size_input``)
+    pixel_m_range: tuple = (0.0, 0.0)
 
     def __post_init__(self):
         check_fields(self, SCENE_LIMITS)
+        low, high = self.pixel_m_range
+        if high > 0 and not (0 < low <= self.pixel_m <= high):
+            raise ValueError(f"Unusable scene configuration: pixel_m_range = {self.pixel_m_range!r} must hold "
+                             f"pixel_m = {self.pixel_m:g} (low > 0), or be (0, 0).")
+
+    @property
+    def multi_scale(self) -> bool:
+        """True when batches draw their pixel size (``pixel_m_range``)."""
+        return self.pixel_m_range[1] > 0
+
+    def at_pixel(self, pixel_m: float) -> "SceneConfig":
+        """The configuration at another ``pixel_m`` [m], lengths scaled with it.
+
+        The fault's lengths and the station margin are multiplied by ``pixel_m / self.pixel_m``
+        (scale invariance of Okada's solution, see ``pixel_m_range``); the rest is unchanged.
+        """
+        k = pixel_m / self.pixel_m
+        return replace(self, pixel_m=float(pixel_m), length_m=tuple(k * v for v in self.length_m),
+                       width_m=tuple(k * v for v in self.width_m),
+                       top_depth_m=tuple(k * v for v in self.top_depth_m),
+                       station_margin_m=k * self.station_margin_m)
 
 
 @dataclass(frozen=True)
@@ -388,6 +422,9 @@ class ModelConfig(DictConfig):
     #: a second head that returns each pixel's standard deviation per component (trained by
     #: the Gaussian negative log-likelihood; :class:`.model.DualBranchNet`)
     std_head: bool = False
+    #: the fusion is told the working pixel size (log2 of it in km, a learnt bias per fusion
+    #: channel, zero at the start): needed for multi-scale scenes (``SceneConfig.pixel_m_range``)
+    pixel_size_input: bool = False
 
     def __post_init__(self):
         check_fields(self, MODEL_LIMITS)

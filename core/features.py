@@ -140,6 +140,7 @@ class NetworkInputs:
     gnss_valid : (B, S) bool. scale_m : (B,) the factor the output is multiplied by.
     prior : (B, 3, H, W) optional: the GNSS prior in scale units, computed by the caller
         for a whole scene (:func:`.infer.predict_scene`); None = the model computes it.
+    pixel_m : (B,) the working pixel size [m] (read by networks with ``pixel_size_input``).
     """
 
     insar: torch.Tensor
@@ -149,11 +150,12 @@ class NetworkInputs:
     gnss_valid: torch.Tensor
     scale_m: torch.Tensor
     prior: Optional[torch.Tensor] = None
+    pixel_m: Optional[torch.Tensor] = None
 
     def to(self, device):
         """Copy to ``device``."""
         return NetworkInputs(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
-                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m", "prior")))
+                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m", "prior", "pixel_m")))
 
 
 def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pixel_m,
@@ -180,4 +182,5 @@ def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pi
     dem = torch.nan_to_num(dem_m.float(), nan=0.0).clamp_min(0)[:, None] / DEM_SCALE_M
     g = gnss_series_input(gnss_rel, gnss_valid, scale_m)
     xy = torch.stack([gnss_xy_m[..., 0] / pixel_m, -gnss_xy_m[..., 1] / pixel_m], -1)
-    return NetworkInputs(x.float(), dem, g.float(), xy.float(), gnss_valid, scale_m.float())
+    pixel = torch.full((b,), float(pixel_m), device=x.device)
+    return NetworkInputs(x.float(), dem, g.float(), xy.float(), gnss_valid, scale_m.float(), pixel_m=pixel)

@@ -40,6 +40,8 @@ NET_WINDOW_DAYS = 10
 LOG_STD_MIN, LOG_STD_MAX = -9.2, 4.0
 #: The std head's sigma before training [scale units].
 INITIAL_STD = 0.1
+#: The pixel size [m] at which the pixel-size input is 0 (log2 of pixel / this).
+PIXEL_REFERENCE_M = 1000.0
 
 
 def gaussian_nll(mean, std, target):
@@ -262,6 +264,13 @@ class DualBranchNet(nn.Module):
         w = cfg.width + cfg.gnss_width + (3 if cfg.residual_on_gnss_spline else 0)
         fusion = [_conv(w, cfg.width)] + [_conv(cfg.width, cfg.width) for _ in range(cfg.fusion_layers - 2)]
         self.fusion = nn.Sequential(*fusion, nn.Conv2d(cfg.width, 3, 1))
+        self.pixel_bias = None
+        if cfg.pixel_size_input:
+            # a bias per fusion input channel from log2(pixel / 1 km): zero at the start, so a
+            # trained network given this input computes what it did before (adapted_model)
+            self.pixel_bias = nn.Linear(1, w)
+            nn.init.zeros_(self.pixel_bias.weight)
+            nn.init.zeros_(self.pixel_bias.bias)
         self.std_head = None
         if cfg.std_head:
             # on the fusion's last features (what the mean is a linear read-out of); starts
@@ -287,7 +296,13 @@ class DualBranchNet(nn.Module):
         a = self.insar(inputs.insar, inputs.dem)
         g, net, has_net = self.gnss(inputs.gnss, inputs.gnss_xy, inputs.gnss_valid.to(a.dtype), h, w)
         prior = self.gnss_prior(inputs, h, w).to(a.dtype) if self.config.residual_on_gnss_spline else None
-        features = self.fusion[:-1](torch.cat([a, g] if prior is None else [a, g, prior], 1))
+        fused = torch.cat([a, g] if prior is None else [a, g, prior], 1)
+        if self.pixel_bias is not None:
+            if inputs.pixel_m is None:
+                raise ValueError("This network needs the working pixel size (NetworkInputs.pixel_m).")
+            octaves = torch.log2(inputs.pixel_m.to(fused.dtype) / PIXEL_REFERENCE_M)[:, None]
+            fused = fused + self.pixel_bias(octaves)[:, :, None, None]
+        features = self.fusion[:-1](fused)
         mean = self.fusion[-1](features)
         if prior is not None:
             mean = prior + mean
@@ -324,30 +339,39 @@ class DualBranchNet(nn.Module):
 
 
 def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
-    """A copy of ``model`` with architecture ``overrides`` that add or drop the std head only.
+    """A copy of ``model`` with architecture ``overrides`` that add or drop optional parts only.
 
-    The trained weights are kept; a new std head starts untrained (:data:`INITIAL_STD`).
-    Overrides that would change a trained layer raise ``ValueError``.
+    The optional parts are the std head and the pixel-size input. The trained weights are
+    kept; a new std head starts untrained (:data:`INITIAL_STD`), a new pixel-size input at
+    zero (the mean is then the trained network's, bit for bit). Overrides that would change
+    a trained layer raise ``ValueError``.
     """
     config = ModelConfig.from_dict({**model.config.to_dict(), **overrides})
     if config == model.config:
         return model
     adapted = DualBranchNet(config).to(next(model.parameters()).device)
-    state = {k: v for k, v in model.state_dict().items() if config.std_head or not _is_std_head(k)}
+    kept = {"std_head": config.std_head, "pixel_size_input": config.pixel_size_input}
+    state = {k: v for k, v in model.state_dict().items() if kept.get(_optional_part(k), True)}
     try:
         missing, unexpected = adapted.load_state_dict(state, strict=False)
     except RuntimeError as exc:            # a trained layer changes its shape
         raise ValueError(f"The architecture options {sorted(overrides)} change trained layers; only "
-                         f"std_head may be added to a trained model ({str(exc).splitlines()[1][:160]}).") from exc
-    changed = [k for k in missing if not _is_std_head(k)] + list(unexpected)
+                         f"{' and '.join(kept)} may be added to a trained model "
+                         f"({str(exc).splitlines()[1][:160]}).") from exc
+    changed = [k for k in missing if not _optional_part(k)] + list(unexpected)
     if changed:
         raise ValueError(f"The architecture options {sorted(overrides)} change trained layers "
-                         f"({', '.join(changed[:4])}...); only std_head may be added to a trained model.")
+                         f"({', '.join(changed[:4])}...); only {' and '.join(kept)} may be added to a "
+                         "trained model.")
     return adapted
 
 
-def _is_std_head(name: str) -> bool:
-    return name.startswith("std_head.") or name == "std_scale"
+def _optional_part(name: str) -> str:
+    """The ``ModelConfig`` flag of the optional part a state-dict entry belongs to, or ''."""
+    if name.startswith("std_head.") or name == "std_scale":
+        return "std_head"
+    return "pixel_size_input" if name.startswith("pixel_bias.") else ""
+
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -5,7 +5,9 @@ What ``insargnss3d:extractdisplacement`` does around the network, step by step:
 1. **Working grid** (:func:`working_grid`): the model works in metres at the pixel size it
    was trained for (``SceneConfig.pixel_m``), so the scene is the first ascending InSAR
    layer's extent in the WGS 84 / UTM zone of its centre, at that pixel size. A layer that
-   is already in that zone keeps its own origin (no shift of half a pixel).
+   is already in that zone keeps its own origin (no shift of half a pixel). A multi-scale
+   model (trained over ``SceneConfig.pixel_m_range``) chooses its pixel from the scene's
+   extent (:func:`working_pixel_m`).
 2. **Epochs** (:func:`.insar_io.track_epochs`): each track is one multi-band raster (dates in the band
    descriptions) or one single-band raster per epoch (``YYYYMMDD`` in the file names), in
    time order; units ``m``, ``mm`` or ``rad`` (:func:`.insar_io.to_los_m`).
@@ -73,6 +75,29 @@ ExtractionCancelled = Cancelled
 
 
 # --------------------------------------------------------------------------- working grid
+
+#: A multi-scale model works at the pixel that makes the scene's longer side this many
+#: training scenes long (:func:`working_pixel_m`).
+SCENE_SPAN_TILES = 2.0
+
+
+def working_pixel_m(scene, reference_path: str, what: str = "INSAR_ASC") -> float:
+    """The working pixel size [m] of a model (its scene configuration ``scene``) on a raster.
+
+    A model trained at one pixel size works at it (``scene.pixel_m``). A multi-scale model
+    (``scene.pixel_m_range``) works at the pixel that makes the raster's longer side
+    :data:`SCENE_SPAN_TILES` x ``scene.size_px`` pixels, within the trained range. The reason:
+    analysts cut their interferograms around the deformation, so the extent grows with the
+    event, and the network was trained on ruptures of 10-80 pixels in scenes of ``size_px``
+    (``SceneConfig.pixel_m_range``): a 128 km scene works at 1 km, Illapel's 542 km at 4 km.
+    """
+    if not scene.multi_scale:
+        return float(scene.pixel_m)
+    grid = working_grid(reference_path, scene.pixel_m, what)
+    side_m = max(grid.width, grid.height) * grid.pixel_size
+    low, high = scene.pixel_m_range
+    return float(np.clip(side_m / (SCENE_SPAN_TILES * scene.size_px), low, high))
+
 
 
 def working_grid(reference_path: str, pixel_m: float, what: str = "INSAR_ASC") -> Grid:
@@ -314,8 +339,8 @@ def check_scene_size(grid: Grid, scene, name: str) -> List[str]:
     need = max(8, int(scene.size_px) // 2)
     if min(grid.width, grid.height) >= need:
         return []
-    km = scene.pixel_m / 1e3
-    return [f"{name} covers only {grid.width} x {grid.height} pixels of {scene.pixel_m:g} m on the model's "
+    km = grid.pixel_size / 1e3
+    return [f"{name} covers only {grid.width} x {grid.height} pixels of {grid.pixel_size:g} m on the model's "
             f"working grid, less than the {need} x {need} pixels ({need * km:g} x {need * km:g} km) of "
             f"context the network needs (it was trained on {scene.size_px} x {scene.size_px}-pixel "
             "scenes): the result is not meaningful. Give InSAR rasters covering a larger area."]
@@ -395,7 +420,8 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
             check_los_angles(track.los)
     reference = asc if asc is not None else desc
     if grid is None:
-        grid = working_grid(reference.paths[0], scene.pixel_m, reference.name)
+        grid = working_grid(reference.paths[0], working_pixel_m(scene, reference.paths[0], reference.name),
+                            reference.name)
     notes += check_scene_size(grid, scene, reference.name)
     days = int(scene.gnss_days)
     tracks = {"INSAR_ASC": None, "INSAR_DESC": None}

@@ -263,17 +263,25 @@ class SceneSampler:
 
     def __init__(self, config: SceneConfig = SceneConfig(), seed: int = 0, device="cpu",  # noqa: B008
                  dem_m: Optional[np.ndarray] = None, stations_xy_m: Optional[np.ndarray] = None):
-        self.config = config
+        self.config = self.base_config = config
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
         n = config.size_px
+        if config.multi_scale and (dem_m is not None or stations_xy_m is not None):
+            raise ValueError("A DEM or a station network of one pixel size cannot make multi-scale scenes "
+                             "(pixel_m_range); use the fractal terrain and random networks.")
         if dem_m is not None and (dem_m.shape[0] < n or dem_m.shape[1] < n):
             raise ValueError(f"The DEM ({dem_m.shape[1]} x {dem_m.shape[0]} px) is smaller than one "
                              f"scene ({n} x {n} px of {config.pixel_m:g} m).")
         self.dem_m = None if dem_m is None else torch.as_tensor(np.nan_to_num(dem_m, nan=0.0), device=self.device)
         self.stations_xy_m = None if stations_xy_m is None else torch.as_tensor(
             stations_xy_m, dtype=torch.float64, device=self.device)
+        self._set_pixel(config)
+
+    def _set_pixel(self, config: SceneConfig):
+        """Use ``config`` (and its pixel size) for the next scenes."""
+        self.config, n = config, config.size_px
         y, x = torch.meshgrid(torch.arange(n, device=self.device, dtype=torch.float64),
                               torch.arange(n, device=self.device, dtype=torch.float64), indexing="ij")
         self.pixel_x = (x + 0.5) * config.pixel_m
@@ -294,7 +302,12 @@ class SceneSampler:
         return dem, offsets
 
     def sample(self, batch_size: int) -> SceneBatch:
-        """Draw ``batch_size`` scenes."""
+        """Draw ``batch_size`` scenes (multi-scale configurations: all at one drawn pixel size)."""
+        base = self.base_config
+        if base.multi_scale:
+            low, high = base.pixel_m_range
+            pixel_m = math.exp(_scalar(self.generator, math.log(low), math.log(high), self.device))
+            self._set_pixel(base.at_pixel(pixel_m))
         cfg, gen, dev = self.config, self.generator, self.device
         n, days = cfg.size_px, cfg.gnss_days
         dem, offsets = self._dem(batch_size)
@@ -544,4 +557,13 @@ REALISM = {
     "decorrelated_fraction": (0.0, 0.5),
     "station_spacing_m": (10e3, 60e3),
     "random_station_subset": True,
+    # one pixel size and up to 1 m, whatever the model's own scenes say (MULTI_SCALE varies them)
+    "pixel_m_range": (0.0, 0.0),
+    "max_displacement_m": (1e-3, 1.0),
 }
+
+#: Scene options of the ``multiscale`` recipe: :data:`REALISM` at pixel sizes drawn in 0.5-4 km
+#: (``SceneConfig.pixel_m_range``: 64 px scenes of 32-256 km, ruptures of 5-320 km, Mw ~5.5-8.5)
+#: and displacements up to 10 m (the largest coseismic offsets measured geodetically, e.g.
+#: Tohoku 2011, Sato et al. 2011, Science 332, 1395).
+MULTI_SCALE = {**REALISM, "pixel_m_range": (500.0, 4000.0), "max_displacement_m": (1e-3, 10.0)}

@@ -47,7 +47,7 @@ from .configs import ModelConfig, SceneConfig
 from .model import DualBranchNet, adapted_model, gaussian_nll, parameter_count
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
-from .synthetic import REALISM, SceneSampler, model_epoch_days
+from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
 
 
 #: Raised after the checkpoint is saved when the cancel callback returns True: the one
@@ -58,6 +58,9 @@ TrainingCancelled = Cancelled
 #: Scenes a CPU run must generate before the compiled Okada kernel pays for its compile
 #: (~15 s cold, ~4 s from inductor's cache; it saves ~10 ms per 16 scenes of 64 px).
 COMPILE_OKADA_MIN_SCENES = 10_000
+
+#: Scene recipes of the command line (``--recipe``): overrides of the model's own scenes.
+SCENE_RECIPES = {"model": {}, "realism": REALISM, "multiscale": MULTI_SCALE}
 
 #: File names inside a campaign folder (``--model-dir``).
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json"
@@ -568,10 +571,12 @@ def build_parser():
     p.add_argument("--train-only", default=d.train_only, choices=("", "std_head"),
                    help="'std_head': train only the std head, the mean network stays as it is (add one "
                         "to a trained model with --init-model M --model '{\"std_head\": true}')")
-    p.add_argument("--recipe", default="model", choices=("model", "realism"),
-                   help="scene recipe under the --scene overrides: the model's own, or 'realism' "
+    p.add_argument("--recipe", default="model", choices=sorted(SCENE_RECIPES),
+                   help="scene recipe under the --scene overrides: the model's own; 'realism' "
                         "(synthetic.REALISM: heterogeneous slip, several faults, all mechanisms, sigmoid "
-                        "slow slips, partial track coverage, dense to sparse networks)")
+                        "slow slips, partial track coverage, dense to sparse networks); 'multiscale' "
+                        "(synthetic.MULTI_SCALE: realism at 0.5-4 km pixels, up to 10 m; give the network "
+                        "its pixel size with --model '{\"pixel_size_input\": true}')")
     p.add_argument("--dem", default="", help="GeoTIFF DEM in a metric CRS: scenes use crops of it")
     return p
 
@@ -586,7 +591,7 @@ def main(argv=None):
                       compile_model=args.compile_model,
                       checkpoint_dir=args.checkpoint_dir, init_model=args.init_model,
                       resume=not args.no_resume, model=json.loads(args.model),
-                      scene={**(REALISM if args.recipe == "realism" else {}), **json.loads(args.scene)},
+                      scene={**SCENE_RECIPES[args.recipe], **json.loads(args.scene)},
                       minutes=args.minutes, validate_every_minutes=args.validate_every_minutes,
                       model_dir=args.model_dir, nll_weight=args.nll_weight, train_only=args.train_only)
     if not args.output and not args.model_dir:

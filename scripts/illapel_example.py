@@ -111,7 +111,8 @@ def build_inputs(folder):
             "points_xy_m": np.c_[px, py], "points_los_m": los_m}
 
 
-def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str = "") -> dict:
+def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str = "",
+                working_pixel_m: float = 0.0) -> dict:
     """The one-track extraction, the joint peer and (``loo``) the leave-one-out check; figures."""
     from insar_gnss_3d.core import prepare
     from insar_gnss_3d.core.runtime import BUNDLED_MODEL
@@ -124,7 +125,8 @@ def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str 
     inputs = build_inputs(folder)
     model, scene, _ = load_model(model_path or BUNDLED_MODEL)
     desc = prepare.TrackSource("INSAR_DESC", (inputs["INSAR_DESC"],), inputs["LOS_DESC"])
-    grid = prepare.working_grid(inputs["INSAR_DESC"], scene.pixel_m, "INSAR_DESC")
+    pixel_m = working_pixel_m or prepare.working_pixel_m(scene, inputs["INSAR_DESC"], "INSAR_DESC")
+    grid = prepare.working_grid(inputs["INSAR_DESC"], pixel_m, "INSAR_DESC")
     if prepare.grid_epsg(grid) != UTM_EPSG:
         raise RuntimeError(f"working grid in EPSG:{prepare.grid_epsg(grid)}, expected {UTM_EPSG}")
     prepared = prepare.prepare_scene(None, desc, inputs["DEM"], inputs["dates"], inputs["enu_m"],
@@ -163,10 +165,12 @@ def main(argv=None):
     p.add_argument("--output", default="", help="folder for the rasters (default: a temporary folder)")
     p.add_argument("--loo", action="store_true", help="also the leave-one-station-out check (minutes)")
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
+    p.add_argument("--pixel-m", type=float, default=0.0,
+                   help="working pixel size [m] (default: the model's choice, prepare.working_pixel_m)")
     args = p.parse_args(argv)
     folder = args.output or tempfile.mkdtemp(prefix="illapel_")
     os.makedirs(folder, exist_ok=True)
-    figures = run_example(folder, loo=args.loo, model_path=args.model)
+    figures = run_example(folder, loo=args.loo, model_path=args.model, working_pixel_m=args.pixel_m)
     json.dump(figures, sys.stdout, indent=1, default=float)
     print()
 

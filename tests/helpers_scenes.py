@@ -37,13 +37,16 @@ def load_helpers():
     return module
 
 
-def train_tiny_model(path, seed=0, **scene):
-    """Train a tiny model (seconds on a CPU) into ``path``; returns the path."""
+def train_tiny_model(path, seed=0, model_options=None, **scene):
+    """Train a tiny model (seconds on a CPU) into ``path``; returns the path.
+
+    ``model_options``: architecture overrides (e.g. ``{"pixel_size_input": True}``).
+    """
     from insar_gnss_3d.core.train import TrainConfig, Trainer
 
     cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, learning_rate=3e-3,
                       seed=seed, device="cpu", checkpoint_dir="", resume=False,
-                      scene={**TINY_SCENE, **scene}, model=dict(TINY_MODEL))
+                      scene={**TINY_SCENE, **scene}, model={**TINY_MODEL, **(model_options or {})})
     Trainer(cfg).fit(str(path))
     return str(path)
 

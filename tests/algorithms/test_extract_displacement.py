@@ -386,6 +386,23 @@ def test_through_qgis_process(qgis_process, scene, model_path, tmp_path):
         assert no_output(bad)
 
 
+def test_a_multi_scale_model_chooses_its_working_pixel_from_the_scene(qgis_process, scene, workdir, tmp_path):
+    """Trained over 1.5-4 km pixels, it works at 1.5 km on the 64 km scene (prepare.working_pixel_m)
+    and the result comes back on the input grid."""
+    path = helpers.train_tiny_model(workdir / "multi.pt", model_options={"pixel_size_input": True},
+                                    pixel_m=1500.0, pixel_m_range=(1500.0, 4000.0))
+    out = tmp_path / "multi.tif"
+    args = ["run", f"insargnss3d:{ALG}", "--",
+            *(f"{k}={v[0] if isinstance(v, list) else v}"
+              for k, v in base_params(scene, path, out).items())]
+    code, _, text = qgis_process(args)
+    assert code == 0, text
+    assert "pixels of 1500 m" in text, text
+    assert_on_grid(str(out), scene["INSAR_ASC"])
+    pred, _ = helpers.read_array(str(out))
+    assert np.isfinite(pred[:3]).mean() > 0.5
+
+
 def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, scene, model_path, tmp_path):
     import csv
 

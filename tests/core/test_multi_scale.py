@@ -1,0 +1,121 @@
+"""Multi-scale scenes: the pixel size drawn per batch, the geometry scaled with it (Okada's
+scale invariance), the network told the pixel size, inference choosing its working pixel."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from insar_gnss_3d.core import prepare
+from insar_gnss_3d.core.model import DualBranchNet, ModelConfig, adapted_model
+from insar_gnss_3d.core.okada import Fault, surface_displacement
+from insar_gnss_3d.core.synthetic import MULTI_SCALE, REALISM, SceneConfig, SceneSampler
+from insar_gnss_3d.core.train import batch_to_inputs
+
+_spec = importlib.util.spec_from_file_location("helpers_scenes",
+                                               Path(__file__).resolve().parents[1] / "helpers_scenes.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+TINY = {"size_px": 32, "model_epochs": 4, "max_stations": 12}
+
+
+def test_okada_surface_displacement_is_unchanged_when_every_length_scales():
+    """The premise of at_pixel: a half-space has no length of its own (Okada 1985, eqs. 25-30)."""
+    fault = Fault(east=3e3, north=-2e3, depth=4e3, strike=35.0, dip=28.0, length=30e3, width=12e3,
+                  rake=95.0, slip=2.0)
+    east = torch.linspace(-40e3, 50e3, 37, dtype=torch.float64)
+    north = torch.linspace(-45e3, 30e3, 37, dtype=torch.float64)
+    before = torch.stack(surface_displacement([fault], east, north))
+    for k in (0.25, 7.0):
+        scaled = Fault(east=k * fault.east, north=k * fault.north, depth=k * fault.depth, strike=fault.strike,
+                       dip=fault.dip, length=k * fault.length, width=k * fault.width, rake=fault.rake,
+                       slip=fault.slip)
+        after = torch.stack(surface_displacement([scaled], k * east, k * north))
+        assert float(before.abs().max()) > 0.3
+        assert torch.allclose(after, before, rtol=1e-9, atol=1e-12)
+
+
+def test_at_pixel_scales_the_fault_and_margin_and_nothing_physical():
+    cfg = SceneConfig(**MULTI_SCALE)
+    coarse = cfg.at_pixel(4000.0)
+    assert coarse.pixel_m == 4000.0 and coarse.length_m == (40e3, 320e3) and coarse.width_m == (32e3, 200e3)
+    assert coarse.top_depth_m == (0.0, 120e3) and coarse.station_margin_m == 120e3
+    # in metres, as in the world: atmosphere, networks, relief
+    for name in ("correlation_length_m", "station_spacing_m", "relief_m", "turbulence_sigma_m"):
+        assert getattr(coarse, name) == getattr(cfg, name)
+
+
+def test_a_pixel_range_must_hold_the_reference_pixel():
+    with pytest.raises(ValueError, match="pixel_m_range"):
+        SceneConfig(pixel_m_range=(2000.0, 4000.0))
+    assert not SceneConfig().multi_scale and SceneConfig(pixel_m_range=(500.0, 4000.0)).multi_scale
+
+
+def test_multi_scale_batches_draw_their_pixel_and_scale_their_faults():
+    cfg = SceneConfig.from_dict({**SceneConfig(**MULTI_SCALE).to_dict(), **TINY})
+    sampler = SceneSampler(cfg, seed=11)
+    pixels, rupture_px = [], []
+    for _ in range(12):
+        batch = sampler.sample(2)
+        pixels.append(batch.pixel_m)
+        rupture_px += [f.length / batch.pixel_m for f in batch.faults]
+        assert batch.truth_m.shape[-1] == 32 and bool(torch.isfinite(batch.truth_m).all())
+    assert all(500.0 <= p <= 4000.0 for p in pixels)
+    assert max(pixels) / min(pixels) > 2.5                   # log-uniform over 3 octaves
+    # lengths drawn for 1 km pixels, scaled: 10-80 px whatever the pixel
+    assert all(10.0 - 1e-9 <= r <= 80.0 + 1e-9 for r in rupture_px)
+    again = SceneSampler(cfg, seed=11)
+    assert [again.sample(2).pixel_m for _ in range(3)] == pixels[:3]
+
+
+def test_multi_scale_scenes_refuse_a_dem_of_one_pixel_size():
+    cfg = SceneConfig.from_dict({**SceneConfig(**MULTI_SCALE).to_dict(), **TINY})
+    with pytest.raises(ValueError, match="multi-scale"):
+        SceneSampler(cfg, dem_m=np.zeros((64, 64)))
+
+
+def test_the_recipes_set_the_pixel_range_themselves():
+    """realism and classic stay at one pixel whatever the model was trained on; multiscale varies it."""
+    from insar_gnss_3d.core.benchmark import recipe_options
+    assert recipe_options("multiscale") == (MULTI_SCALE, None)
+    for name in ("classic", "stress", "realism"):
+        assert recipe_options(name)[0]["pixel_m_range"] == (0.0, 0.0)
+    assert REALISM["max_displacement_m"] == (1e-3, 1.0) and MULTI_SCALE["max_displacement_m"] == (1e-3, 10.0)
+
+
+def test_a_pixel_size_input_added_to_a_trained_network_changes_nothing_until_trained():
+    scene = SceneConfig.from_dict({**SceneConfig(**MULTI_SCALE).to_dict(), **TINY})
+    torch.manual_seed(0)
+    model = DualBranchNet(ModelConfig(epochs=4, width=8, gnss_width=8, std_head=True)).eval()
+    inputs, _ = batch_to_inputs(SceneSampler(scene, seed=2).sample(3), scene)
+    assert inputs.pixel_m is not None and float(inputs.pixel_m[0]) != 1000.0
+    told = adapted_model(model, {"pixel_size_input": True}).eval()
+    with torch.no_grad():
+        before, after = model(inputs, with_std=True), told(inputs, with_std=True)
+        assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])
+        # once its weights move, the output depends on the pixel size
+        told.pixel_bias.weight.fill_(0.5)
+        at_1km = told(inputs.__class__(**{**vars(inputs), "pixel_m": torch.full((3,), 1000.0)}))
+        at_4km = told(inputs.__class__(**{**vars(inputs), "pixel_m": torch.full((3,), 4000.0)}))
+        assert not torch.allclose(at_1km, at_4km)
+        with pytest.raises(ValueError, match="pixel size"):
+            told(inputs.__class__(**{**vars(inputs), "pixel_m": None}))
+    # and it can be dropped again, giving back the trained network
+    dropped = adapted_model(told, {"pixel_size_input": False})
+    assert dropped.pixel_bias is None
+
+
+def test_working_pixel_follows_the_scene_extent_within_the_trained_range(tmp_path):
+    arrays = helpers.sample_scene(seed=3, size_px=64, max_displacement_m=(0.3, 0.3))
+    paths = helpers.write_scene(arrays, tmp_path / "scene")        # 64 km square at 1 km
+    single = SceneConfig()
+    assert prepare.working_pixel_m(single, paths["INSAR_ASC"]) == 1000.0
+    multi = SceneConfig(pixel_m_range=(250.0, 4000.0))
+    # 64 km over 2 training scenes of 64 px: 0.5 km
+    assert math.isclose(prepare.working_pixel_m(multi, paths["INSAR_ASC"]), 500.0, rel_tol=1e-9)
+    narrow = SceneConfig(pixel_m_range=(800.0, 4000.0))
+    assert prepare.working_pixel_m(narrow, paths["INSAR_ASC"]) == 800.0
