@@ -107,10 +107,11 @@ RECIPES = {
                           "pixel_m_range": (0.0, 0.0), "max_displacement_m": (1e-3, 1.0)},
                 "dem": None},
 }
-#: ``multiscale``: the realism recipe at pixel sizes of 0.5-4 km (ruptures of 5-320 km) and up
-#: to 10 m of displacement (:data:`.synthetic.MULTI_SCALE`).
+#: ``multiscale``: the realism recipe at pixel sizes of 0.5-4 km (ruptures of 5-320 km), up to
+#: 10 m of displacement and networks of 10-150 km spacing (:data:`.synthetic.MULTI_SCALE`).
 RECIPES["multiscale"] = {"scene": {**RECIPES["realism"]["scene"], "pixel_m_range": (500.0, 4000.0),
-                                   "max_displacement_m": (1e-3, 10.0)}, "dem": None}
+                                   "max_displacement_m": (1e-3, 10.0), "station_spacing_m": (10e3, 150e3)},
+                         "dem": None}
 
 #: Cancelling a benchmark raises the one :class:`.runtime.Cancelled`.
 BenchmarkCancelled = Cancelled

@@ -563,7 +563,10 @@ REALISM = {
 }
 
 #: Scene options of the ``multiscale`` recipe: :data:`REALISM` at pixel sizes drawn in 0.5-4 km
-#: (``SceneConfig.pixel_m_range``: 64 px scenes of 32-256 km, ruptures of 5-320 km, Mw ~5.5-8.5)
-#: and displacements up to 10 m (the largest coseismic offsets measured geodetically, e.g.
-#: Tohoku 2011, Sato et al. 2011, Science 332, 1395).
-MULTI_SCALE = {**REALISM, "pixel_m_range": (500.0, 4000.0), "max_displacement_m": (1e-3, 10.0)}
+#: (``SceneConfig.pixel_m_range``: 64 px scenes of 32-256 km, ruptures of 5-320 km, Mw ~5.5-8.5),
+#: displacements up to 10 m (the largest coseismic offsets measured geodetically, e.g. Tohoku
+#: 2011, Sato et al. 2011, Science 332, 1395) and station networks from 10 km to 150 km spacing
+#: (a handful of stations over 300 km, as around many subduction and continental events: the
+#: network has to read the InSAR where GNSS cannot tell it the field).
+MULTI_SCALE = {**REALISM, "pixel_m_range": (500.0, 4000.0), "max_displacement_m": (1e-3, 10.0),
+               "station_spacing_m": (10e3, 150e3)}
