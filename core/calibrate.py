@@ -9,8 +9,9 @@ model (``std_scale``), so every use of the model (inference, the data-consistenc
 benchmark) sees the calibrated sigma.
 
 The scenes come from seeds no training run or benchmark draws (:data:`CALIBRATION_SEED`),
-pooled over the benchmark's scene recipes given (:data:`DEFAULT_RECIPES`: model v1's generator
-and the realism one), one 64 px scene per network call as in training.
+pooled over the benchmark's scene recipes given (:func:`default_recipes`: model v1's generator
+and the realism one, and the multi-scale one for a multi-scale model), one 64 px scene per
+network call as in training.
 
 Command line: ``python -m insar_gnss_3d.core.calibrate --help``.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -97,11 +98,16 @@ def coverage(z: np.ndarray) -> Dict[str, tuple]:
 DEFAULT_RECIPES = ("classic", "realism")
 
 
-def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, scenes: int = 128,
+def default_recipes(scene: SceneConfig) -> tuple:
+    """:data:`DEFAULT_RECIPES`, and ``multiscale`` for a model trained on several pixel sizes."""
+    return DEFAULT_RECIPES + (("multiscale",) if scene.multi_scale else ())
+
+
+def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, scenes: int = 128,
                          seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "") -> dict:
     """Fit ``std_scale`` on ``scenes`` scenes of each recipe and write the model.
 
-    ``recipes``: names in :data:`.benchmark.RECIPES`. The model goes to ``output``
+    ``recipes``: names in :data:`.benchmark.RECIPES` (None: :func:`default_recipes`). The model goes to ``output``
     (default: in place), atomically; a training ``checkpoint`` of the same network (a
     campaign's ``insar_gnss_3d.ckpt``) gets the same factors, so the next session resumes
     calibrated. Returns the figures stored in the file.
@@ -109,6 +115,7 @@ def calibrate_model_file(path: str, recipes: Sequence[str] = DEFAULT_RECIPES, sc
     model, scene, payload = load_model(path)
     if model.std_head is None:
         raise ValueError(f"{path} holds a network without a std head: nothing to calibrate.")
+    recipes = default_recipes(scene) if recipes is None else tuple(recipes)
     current = model.std_scale.numpy().copy()
     parts = []
     for k, name in enumerate(recipes):
@@ -152,13 +159,13 @@ def main(argv=None):
     p.add_argument("--skip-without-std-head", action="store_true",
                    help="exit quietly (status 0) when the model has no std head, as after a campaign "
                         "of a network without one")
-    p.add_argument("--recipes", default=",".join(DEFAULT_RECIPES),
-                   help="comma-separated benchmark recipes (model, classic, stress, realism) whose scenes are "
-                        "pooled")
+    p.add_argument("--recipes", default="",
+                   help="comma-separated benchmark recipes (model, classic, stress, realism, multiscale) whose "
+                        "scenes are pooled (default: classic,realism, and multiscale for a multi-scale model)")
     args = p.parse_args(argv)
-    names = [n.strip() for n in args.recipes.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown or not names:
+    names = [n.strip() for n in args.recipes.split(",") if n.strip()] or None
+    unknown = [n for n in names or () if n not in RECIPES]
+    if unknown:
         raise SystemExit(f"--recipes: unknown {unknown}; choose from {sorted(RECIPES)}.")
     checkpoint = args.checkpoint if args.checkpoint and os.path.exists(args.checkpoint) else ""
     if args.skip_without_std_head and load_model(args.model)[0].std_head is None:

@@ -119,3 +119,9 @@ def test_working_pixel_follows_the_scene_extent_within_the_trained_range(tmp_pat
     assert math.isclose(prepare.working_pixel_m(multi, paths["INSAR_ASC"]), 500.0, rel_tol=1e-9)
     narrow = SceneConfig(pixel_m_range=(800.0, 4000.0))
     assert prepare.working_pixel_m(narrow, paths["INSAR_ASC"]) == 800.0
+
+
+def test_a_multi_scale_model_is_calibrated_on_multi_scale_scenes_too():
+    from insar_gnss_3d.core.calibrate import default_recipes
+    assert default_recipes(SceneConfig()) == ("classic", "realism")
+    assert default_recipes(SceneConfig(**MULTI_SCALE)) == ("classic", "realism", "multiscale")
