@@ -42,7 +42,9 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "days ending on the last InSAR epoch (the log says so). Stations within the model's "
         "training margin (30 km by default) of the scene are used, farther ones ignored.<br>"
         "<b>How</b>: every input is warped onto the model's working grid (the UTM zone of the "
-        "scene centre at the model's pixel size), the InSAR epochs are interpolated in time "
+        "scene centre at the model's pixel size; a multi-scale model, trained over a range of "
+        "pixel sizes, takes the pixel that makes the scene's longer side two training scenes "
+        "long, within that range), the InSAR epochs are interpolated in time "
         "onto the model's epochs, each InSAR epoch and GNSS series loses its reference offset, "
         "the network runs on overlapping tiles blended without seams (TILE_SIZE, advanced), "
         "and the result is warped back.<br>"
@@ -129,7 +131,9 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         validation = payload.get("validation") or {}
         scores = ", ".join(f"{k[10:]} {v:.3f}" for k, v in validation.items() if k.startswith("val_mssim_"))
         feedback.pushInfo(f"Model {os.path.basename(path)}: {scene.model_epochs} epochs over "
-                          f"{scene.gnss_days} days, {scene.pixel_m:g} m pixels"
+                          f"{scene.gnss_days} days, "
+                          + (f"{scene.pixel_m_range[0]:g}-{scene.pixel_m_range[1]:g} m pixels (multi-scale)"
+                             if scene.multi_scale else f"{scene.pixel_m:g} m pixels")
                           + (f", validation mSSIM {scores}" if scores else "") + ".")
         return model, scene
 
