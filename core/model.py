@@ -350,20 +350,33 @@ def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
     if config == model.config:
         return model
     adapted = DualBranchNet(config).to(next(model.parameters()).device)
-    kept = {"std_head": config.std_head, "pixel_size_input": config.pixel_size_input}
-    state = {k: v for k, v in model.state_dict().items() if kept.get(_optional_part(k), True)}
+    load_trained_state(adapted, model.state_dict(), f"The architecture options {sorted(overrides)}")
+    return adapted
+
+
+#: The optional parts of :class:`DualBranchNet` (``ModelConfig`` flags) a trained network may gain or lose.
+OPTIONAL_PARTS = ("std_head", "pixel_size_input")
+
+
+def load_trained_state(model: DualBranchNet, state: dict, what: str = "The weights") -> None:
+    """Load a trained network's ``state`` into ``model``, which may add or lack optional parts.
+
+    Parts ``model`` lacks are dropped from ``state``; parts ``state`` lacks keep their initial
+    values (a new std head at :data:`INITIAL_STD`, a new pixel-size input at zero). Any other
+    difference raises ``ValueError`` saying that ``what`` change trained layers.
+    """
+    config = model.config
+    state = {k: v for k, v in state.items() if getattr(config, _optional_part(k), True)}
+    only = " and ".join(OPTIONAL_PARTS)
     try:
-        missing, unexpected = adapted.load_state_dict(state, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:            # a trained layer changes its shape
-        raise ValueError(f"The architecture options {sorted(overrides)} change trained layers; only "
-                         f"{' and '.join(kept)} may be added to a trained model "
+        raise ValueError(f"{what} change trained layers; only {only} may be added to a trained model "
                          f"({str(exc).splitlines()[1][:160]}).") from exc
     changed = [k for k in missing if not _optional_part(k)] + list(unexpected)
     if changed:
-        raise ValueError(f"The architecture options {sorted(overrides)} change trained layers "
-                         f"({', '.join(changed[:4])}...); only {' and '.join(kept)} may be added to a "
-                         "trained model.")
-    return adapted
+        raise ValueError(f"{what} change trained layers ({', '.join(changed[:4])}...); only {only} may be "
+                         "added to a trained model.")
 
 
 def _optional_part(name: str) -> str:

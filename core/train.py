@@ -44,7 +44,7 @@ from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
-from .model import DualBranchNet, adapted_model, gaussian_nll, parameter_count
+from .model import DualBranchNet, adapted_model, gaussian_nll, load_trained_state, parameter_count
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
@@ -126,8 +126,14 @@ class Trainer:
             init_model = candidate if os.path.exists(candidate) else ""
         self.init_model = init_model
         state = self.resume_state or {}
+        #: architecture options given on resuming that add an optional part (adapted_model):
+        #: the checkpoint's weights load into the larger network, with a fresh optimiser
+        self.resume_adapts = False
         if "model_config" in state:
-            self.model = DualBranchNet(ModelConfig.from_dict(state["model_config"])).to(self.device)
+            trained = ModelConfig.from_dict(state["model_config"])
+            wanted = ModelConfig.from_dict({**trained.to_dict(), **cfg.model})
+            self.resume_adapts = wanted != trained
+            self.model = DualBranchNet(wanted).to(self.device)
             self.scene = SceneConfig.from_dict({**state["scene_config"], **cfg.scene})
             mean_scene = SceneConfig.from_dict(state.get("mean_scene_config", state["scene_config"]))
         elif init_model:
@@ -268,13 +274,16 @@ class Trainer:
         if state is None:
             return False
         try:
-            self.model.load_state_dict(state["model"])
+            if self.resume_adapts:
+                load_trained_state(self.model, state["model"], f"The options {json.dumps(self.cfg.model)}")
+            else:
+                self.model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise RuntimeError(f"The checkpoint {self.checkpoint_path()} was written for another network "
                                f"({str(exc).splitlines()[0][:200]}); move it away or train with "
                                "--no-resume.") from exc
         earlier = json.loads(state["config"]).get("train_only", "") if "config" in state else ""
-        if earlier == self.cfg.train_only:
+        if earlier == self.cfg.train_only and not self.resume_adapts:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])

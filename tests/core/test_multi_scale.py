@@ -125,3 +125,32 @@ def test_a_multi_scale_model_is_calibrated_on_multi_scale_scenes_too():
     from insar_gnss_3d.core.calibrate import default_recipes
     assert default_recipes(SceneConfig()) == ("classic", "realism")
     assert default_recipes(SceneConfig(**MULTI_SCALE)) == ("classic", "realism", "multiscale")
+
+
+def test_a_campaign_resumed_with_the_pixel_size_input_gains_it_and_trains_on_several_pixels(tmp_path):
+    """``make train`` with ``--recipe multiscale`` and the ``pixel_size_input`` option on a
+    committed checkpoint of a network without the input: it is added at zero, the weights load,
+    a fresh optimiser trains it, and the history goes on."""
+    import json
+
+    from insar_gnss_3d.core.modelfile import load_model, save_model
+    from insar_gnss_3d.core.train import Trainer, TrainConfig
+
+    scene = SceneConfig.from_dict(TINY)
+    torch.manual_seed(0)
+    model = DualBranchNet(ModelConfig(epochs=4, width=8, gnss_width=8))
+    save_model(str(tmp_path / "insar_gnss_3d.pt"), model, scene, {"samples": 8, "epochs": 1})
+    common = dict(samples=8, batch_size=4, validation_samples=4, learning_rate=1e-2, threads=1,
+                  minutes=0.05, validate_every_minutes=1.0, model_dir=str(tmp_path))
+    Trainer(TrainConfig(**common)).fit()                                  # session 1: one pixel size
+    multi = {**MULTI_SCALE, "max_stations": 12}
+    resumed = Trainer(TrainConfig(**common, model={"pixel_size_input": True}, scene=multi))
+    assert resumed.resume_state is not None and resumed.resume_adapts
+    resumed.fit()
+    trained, trained_scene, _ = load_model(str(tmp_path / "insar_gnss_3d.pt"))
+    assert trained.config.pixel_size_input and trained_scene.multi_scale
+    assert float(trained.pixel_bias.weight.detach().abs().sum()) > 0                # it learnt from the pixel size
+    points = json.loads((tmp_path / "history.json").read_text())["points"]
+    assert [p["session"] for p in points][-1] == 2
+    with pytest.raises(ValueError, match="change trained layers"):
+        Trainer(TrainConfig(**common, model={"width": 16})).fit()
