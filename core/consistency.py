@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .features import MIN_SCALE_M
-from .joint import JointResult, estimate_scene
+from .joint import JointResult, estimate_scene, los_residual_rms, solve_tracks
 
 #: The network's standard deviation as a fraction of P99(|component|), per component (east,
 #: north, up): chosen so that 68 % of pixels of 24 held-out scenes of the model recipe with
@@ -48,6 +48,14 @@ SIGMA_FRACTIONS = (0.23, 0.18, 0.40)
 #: (a pixel's series fit is noisier than the network), 3 with a 2-pixel low-pass lowers no
 #: component on either: median E/N/U 0.596/0.647/0.666 -> 0.628/0.647/0.680.
 DEAD_ZONE = 3.0
+
+
+#: The output must explain every track it was given: its LOS residual RMS may exceed the
+#: track's noise estimate by at most this much [m] (issue 12's bound). Where the network
+#: misses the data by more, the dead zone narrows, one noise unit at a time down to plain
+#: least squares, until it holds (:func:`consistent_field`): the dead zone tolerates the noise
+#: of a pixel's series, not a network that does not explain the data.
+LOS_RESIDUAL_MARGIN_M = 0.02
 
 
 #: Gaussian standard deviation [pixels] of the low-pass applied to the step's correction
@@ -132,19 +140,45 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     series = [np.asarray(insar_epochs_m[k]) if np.isfinite(insar_epochs_m[k]).any() else None
               for k in range(2)]
     days = np.asarray(epoch_days, dtype=np.float64)
+    prior = np.nan_to_num(cnn)
     result = estimate_scene(series, [days, days], [np.asarray(los[0]), np.asarray(los[1])],
-                            gnss_m, gnss_xy_m, pixel_m, event_day=event_day,
-                            prior=(np.nan_to_num(cnn), sigma),
+                            gnss_m, gnss_xy_m, pixel_m, event_day=event_day, prior=(prior, sigma),
                             station_names=station_names, fallback_linear=True, dead_zone=dead_zone)
     # one figure per component for the report: the median over the scene's pixels
     result.quality["network_sigma_m"] = [float(np.nanmedian(sigma[c])) for c in range(3)]
     result.quality["network_sigma_source"] = "std head" if network_std_m is not None else "fraction of P99"
-    if smoothing_px > 0:
-        correction = smooth_nan(result.estimate_m - cnn, smoothing_px)
-        result.estimate_m = np.where(np.isfinite(correction), cnn + correction, result.estimate_m)
-    # pixels the network left empty (no InSAR in any tile) stay empty
-    result.estimate_m[:, ~np.isfinite(cnn).all(0)] = np.nan
+    used = [t for t in result.quality["tracks"] if t.get("used")]
+    width, estimate, std = dead_zone, result.estimate_m, result.std_m
+    while True:
+        output = _smoothed_output(estimate, cnn, smoothing_px)
+        residuals = [los_residual_rms(output, b, u) for b, u, _ in result.observations]
+        fits = all(not r > n + LOS_RESIDUAL_MARGIN_M for r, (_, _, n) in zip(residuals, result.observations))
+        if fits or width <= 0:
+            break
+        width = max(0.0, width - 1.0)
+        estimate, std, _ = solve_tracks(result.observations, prior, sigma, width, scale_prior=True)
+    if width < dead_zone:
+        result.notes.append(f"the network missed a track by more than its noise + {1e3 * LOS_RESIDUAL_MARGIN_M:g} "
+                            f"mm: the data-consistency step's dead zone was narrowed from {dead_zone:g} to "
+                            f"{width:g} noise units")
+    result.estimate_m, result.std_m = output, std
+    result.quality["dead_zone_noise_units"] = width
+    for track, rms in zip(used, residuals):
+        track["los_residual_rms_m"] = rms          # of the output as written
     return result
+
+
+def _smoothed_output(estimate_m, cnn_m, smoothing_px: float):
+    """The step's estimate with its correction to the network low-passed (``smoothing_px``).
+
+    Pixels the network left empty (no InSAR in any tile) stay empty.
+    """
+    out = np.array(estimate_m, dtype=np.float64)
+    if smoothing_px > 0:
+        correction = smooth_nan(out - cnn_m, smoothing_px)
+        out = np.where(np.isfinite(correction), cnn_m + correction, out)
+    out[:, ~np.isfinite(cnn_m).all(0)] = np.nan
+    return out
 
 
 def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None,

@@ -210,6 +210,33 @@ class JointResult:
     prior_std_m: np.ndarray
     quality: dict
     notes: List[str] = field(default_factory=list)
+    #: the tracks as they entered the solve: (referenced LOS (H, W) [m], unit vector, noise
+    #: [m]) each, before any dead zone (:func:`solve_tracks` can solve them again)
+    observations: list = field(default_factory=list)
+
+
+def solve_tracks(observations, prior_m, prior_std_m, dead_zone: float = 0.0, scale_prior: bool = True):
+    """The estimate (3, H, W), its standard deviation (3, H, W) and the prior's scale factor.
+
+    ``observations``: (los_m, unit, noise_m) per track (:attr:`JointResult.observations`).
+    With ``dead_zone`` > 0 each track enters through :func:`dead_zone_observation` and the
+    standard deviation uses its noise times ``sqrt(1 + dead_zone^2 / 3)``; with
+    ``scale_prior`` the prior's standard deviation is widened by :func:`prior_scale`.
+    """
+    los = [b for b, _, _ in observations]
+    units = [u for _, u, _ in observations]
+    noises = [n for _, _, n in observations]
+    if dead_zone > 0:
+        los = [dead_zone_observation(b, u, n, prior_m, dead_zone) for b, u, n in zip(los, units, noises)]
+    scale = prior_scale(los, units, noises, prior_m, prior_std_m) if scale_prior else 1.0
+    estimate, std = joint_enu(los, units, noises, prior_m, prior_std_m * scale)
+    if dead_zone > 0:
+        # the estimate may sit anywhere within the dead zone of a track: its error along the
+        # look direction is the track's noise plus up to +/- dead_zone noise units; with that
+        # offset uniform, the variance is s^2 (1 + dead_zone^2 / 3), which the std reports
+        inflation = math.sqrt(1.0 + dead_zone ** 2 / 3.0)
+        _, std = joint_enu(los, units, [n * inflation for n in noises], prior_m, prior_std_m * scale)
+    return estimate, std, scale
 
 
 def dead_zone_observation(los_m, unit, noise_m, prior_m, width: float):
@@ -463,20 +490,11 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
                         "median_epoch_residual_m": float(np.nanmedian(resid)),
                         "reference": {k2: v for k2, v in coef.items() if k2 != "station_residual_m"},
                         "_los": corrected, "_unit": unit})
-    if dead_zone > 0:
-        los_used = [dead_zone_observation(b, u, n, prior_m, dead_zone)
-                    for b, u, n in zip(los_used, unit_used, noise_used)]
-    scale = prior_scale(los_used, unit_used, noise_used, prior_m, prior_std) if scale_prior else 1.0
+    observations = list(zip(los_used, unit_used, noise_used))
+    estimate, std, scale = solve_tracks(observations, prior_m, prior_std, dead_zone, scale_prior)
     if scale > 1.0:
         notes.append(f"prior standard deviation scaled by {scale:.2f} (the tracks disagree with "
                      f"the prior more than both uncertainties allow)")
-    estimate, std = joint_enu(los_used, unit_used, noise_used, prior_m, prior_std * scale)
-    if dead_zone > 0:
-        # the estimate may sit anywhere within the dead zone of a track: its error along the
-        # look direction is the track's noise plus up to +/- dead_zone noise units; with that
-        # offset uniform, the variance is s^2 (1 + dead_zone^2 / 3), which the std reports
-        inflation = math.sqrt(1.0 + dead_zone ** 2 / 3.0)
-        _, std = joint_enu(los_used, unit_used, [n * inflation for n in noise_used], prior_m, prior_std * scale)
     for q in track_q:
         if q.get("used"):
             q["los_residual_rms_m"] = los_residual_rms(estimate, q.pop("_los"), q.pop("_unit"))
@@ -488,4 +506,4 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
                "time_function_days": [float(v) for v in days],
                "time_function_values": [float(v) for v in f_days],
                "tracks": track_q, "stations": stations}
-    return JointResult(estimate, std, prior_m, prior_std, quality, notes)
+    return JointResult(estimate, std, prior_m, prior_std, quality, notes, observations)

@@ -128,3 +128,37 @@ def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
     # unresolved north's 1 m leaks into up through the LOS vectors' small north components)
     assert abs(np.nanmedian(out[2][east] - network[2][east])) < 0.2
     assert np.nanmedian(out[5][east]) < 0.25
+
+
+def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, scene96):
+    """A network 0.3 m off in up over its east half, unsure by 0.3 m, and a dead zone of 10 noise units that would
+    let the output miss the tracks by ~10 noise units: the step narrows the zone until the
+    output as written (smoothed correction included) misses each track by at most its noise +
+    20 mm, says so, and reports that residual."""
+    from insar_gnss_3d.core.consistency import LOS_RESIDUAL_MARGIN_M, consistent_field
+    from insar_gnss_3d.core.joint import los_residual_rms
+    from insar_gnss_3d.core.synthetic import model_epoch_days
+
+    net, scene = bundled
+    prepared, _ = scene96
+    network = prepare.run_model(prepared, net, tile_px=48, overlap_px=16)
+    biased = network.copy()
+    biased[2, :, network.shape[-1] // 2:] += 0.3
+
+    def step(width, field=biased):
+        return consistent_field(field, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
+                                prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
+                                network_std_m=np.full_like(network, 0.3), dead_zone=width)
+
+    result = step(10.0)
+    tracks = [t for t in result.quality["tracks"] if t.get("used")]
+    assert len(tracks) == 2 == len(result.observations)
+    assert result.quality["dead_zone_noise_units"] < 10.0
+    assert any("dead zone was narrowed from 10" in n for n in result.notes)
+    for track, (los_m, unit, noise_m) in zip(tracks, result.observations):
+        written = los_residual_rms(result.estimate_m, los_m, unit)
+        assert track["los_residual_rms_m"] == pytest.approx(written, rel=1e-12)
+        assert written <= noise_m + LOS_RESIDUAL_MARGIN_M
+    # the network as it is explains the tracks with the default zone, which is kept
+    kept = step(3.0, network)
+    assert kept.quality["dead_zone_noise_units"] == 3.0 and not any("narrowed" in n for n in kept.notes)
