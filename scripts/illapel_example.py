@@ -140,6 +140,7 @@ def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str 
     los_change = prepared.insar_epochs_m[1, -1] - prepared.insar_epochs_m[1, 0]
     figures = {
         "working_grid_px": [grid.width, grid.height],
+        "working_grid_m": [grid.width * grid.pixel_size, grid.height * grid.pixel_size],
         "stations_used": len(prepared.stations),
         "noise_estimate_m": track["noise_m"],
         "los_residual_rms_m": {"cnn": track["los_residual_rms_m"], "joint": joint_track["los_residual_rms_m"],

@@ -89,7 +89,9 @@ def test_degenerate_networks_give_a_bounded_output(bundled, scene96, count):
 
 
 def test_no_seam_where_tiles_meet_with_a_sparse_network(bundled, scene96):
-    """Three stations in different tiles: the field steps no more at tile borders than elsewhere."""
+    """Three stations in different tiles: at a tile border the field steps no more than at its
+    neighbours (a seam is a jump against the local gradient; the steepest part of the field,
+    over the fault, may well lie on a border)."""
     from insar_gnss_3d.core.infer import tile_starts
 
     net, _ = bundled
@@ -98,13 +100,16 @@ def test_no_seam_where_tiles_meet_with_a_sparse_network(bundled, scene96):
     sub = _with_stations(prepared, [int(np.argmin(xy[:, 0])), int(np.argmax(xy[:, 0])), int(np.argmin(xy[:, 1]))])
     tile, overlap = 48, 24
     many = prepare.run_model(sub, net, tile_px=tile, overlap_px=overlap)
-    starts = tile_starts(96, tile, overlap)
-    borders = sorted({s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]})
     for axis in (1, 2):
-        steps = np.nanmean(np.abs(np.diff(many, axis=axis)), axis=3 - axis)
-        others = np.delete(steps, borders, axis=1)
-        limit = np.maximum(2.5 * np.median(others, axis=1), others.max(axis=1))
-        assert (steps[:, borders].max(axis=1) <= limit).all(), (axis, steps[:, borders], limit)
+        # the working grid's size (a multi-scale model chooses its pixel, prepare.working_pixel_m)
+        starts = tile_starts(many.shape[axis], tile, overlap)
+        borders = sorted({s - 1 for s in starts[1:]} | {s + tile - 1 for s in starts[:-1]})
+        steps = np.nanmean(np.abs(np.diff(many, axis=axis)), axis=3 - axis)          # (3, n - 1)
+        floor = 2.5 * np.median(np.delete(steps, borders, axis=1), axis=1)
+        for b in borders:
+            near = [i for i in (b - 2, b - 1, b + 1, b + 2) if 0 <= i < steps.shape[1]]
+            limit = np.maximum(floor, 1.5 * steps[:, near].max(axis=1))
+            assert (steps[:, b] <= limit).all(), (axis, b, steps[:, b], limit)
 
 
 def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):

@@ -31,8 +31,19 @@ def test_output_never_exceeds_twice_the_largest_observation(figures):
 
 
 def test_out_of_range_scene_is_warned_about(figures):
+    """The warnings follow the bundled model's trained ranges: a scene more than twice its
+    largest training scene, more displacement than it was trained on."""
+    from insar_gnss_3d.core.modelfile import load_model
+    from insar_gnss_3d.core.quality import EXTENT_FACTOR
+    from insar_gnss_3d.core.runtime import BUNDLED_MODEL
+
+    scene = load_model(BUNDLED_MODEL)[1]
     text = " ".join(figures["warnings"])
-    assert "times the model's training scenes" in text
-    assert "exceeds the largest the model was trained on" in text
+    side_m = max(figures["working_grid_m"])
+    trained_m = scene.size_px * max(scene.pixel_m, scene.pixel_m_range[1])
+    assert side_m > 500e3                                   # 256 x 542 km
+    assert ("times the model's training scenes" in text) == (side_m > EXTENT_FACTOR * trained_m)
+    too_large = figures["largest_observed_m"] > scene.max_displacement_m[1]
+    assert ("exceeds the largest the model was trained on" in text) == too_large
     assert figures["stations_used"] == 14
     assert np.isfinite(figures["noise_estimate_m"]) and figures["noise_estimate_m"] > 0
