@@ -11,7 +11,7 @@ the problem the same; the output is multiplied back).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional
 
 import torch
@@ -154,8 +154,8 @@ class NetworkInputs:
 
     def to(self, device):
         """Copy to ``device``."""
-        return NetworkInputs(*(None if getattr(self, f) is None else getattr(self, f).to(device) for f in
-                               ("insar", "dem", "gnss", "gnss_xy", "gnss_valid", "scale_m", "prior", "pixel_m")))
+        return NetworkInputs(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                                for f in fields(self)})
 
 
 def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pixel_m,

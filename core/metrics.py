@@ -326,14 +326,14 @@ def rmse(pred, truth) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
-def within_sigma(abs_error, std) -> tuple:
-    """Fractions of ``abs_error <= std`` and ``<= 2 std`` over the finite pairs, and their count.
+def within_sigma(error, std) -> tuple:
+    """Fractions of ``|error| <= std`` and ``<= 2 std`` over the finite pairs, and their count.
 
     ``(within_1, within_2, n)``; NaN fractions when no pair is finite and ``std > 0``. A
     calibrated Gaussian uncertainty gives (0.683, 0.954).
     """
-    err = np.abs(np.asarray(abs_error, dtype=np.float64)).ravel()
-    sd = np.broadcast_to(np.asarray(std, dtype=np.float64), np.shape(abs_error)).ravel()
+    err = np.abs(np.asarray(error, dtype=np.float64)).ravel()
+    sd = np.broadcast_to(np.asarray(std, dtype=np.float64), np.shape(error)).ravel()
     ok = np.isfinite(err) & np.isfinite(sd) & (sd > 0)
     if not ok.any():
         return float("nan"), float("nan"), 0

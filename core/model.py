@@ -354,8 +354,9 @@ def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
     return adapted
 
 
-#: The optional parts of :class:`DualBranchNet` (``ModelConfig`` flags) a trained network may gain or lose.
-OPTIONAL_PARTS = ("std_head", "pixel_size_input")
+#: The optional parts of :class:`DualBranchNet` a trained network may gain or lose: their
+#: ``ModelConfig`` flag and the state-dict names (prefixes) of their parameters and buffers.
+OPTIONAL_PARTS = {"std_head": ("std_head.", "std_scale"), "pixel_size_input": ("pixel_bias.",)}
 
 
 def load_trained_state(model: DualBranchNet, state: dict, what: str = "The weights") -> None:
@@ -381,10 +382,7 @@ def load_trained_state(model: DualBranchNet, state: dict, what: str = "The weigh
 
 def _optional_part(name: str) -> str:
     """The ``ModelConfig`` flag of the optional part a state-dict entry belongs to, or ''."""
-    if name.startswith("std_head.") or name == "std_scale":
-        return "std_head"
-    return "pixel_size_input" if name.startswith("pixel_bias.") else ""
-
+    return next((flag for flag, prefixes in OPTIONAL_PARTS.items() if name.startswith(prefixes)), "")
 
 
 def parameter_count(model: nn.Module) -> int:

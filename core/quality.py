@@ -93,14 +93,14 @@ def range_warnings(scene, grid_shape, pixel_m: float, station_xy_m, station_net_
     notes: List[Note] = []
     side_m = max(grid_shape) * pixel_m
     # a multi-scale model's largest scenes and faults: at the top of its pixel range
-    largest_pixel_m = max(scene.pixel_m, scene.pixel_m_range[1])
-    trained_m = scene.size_px * largest_pixel_m
+    largest = scene.at_pixel(max(scene.pixel_m, scene.pixel_m_range[1]))
+    trained_m = largest.size_px * largest.pixel_m
     if side_m > EXTENT_FACTOR * trained_m:
         notes.append(Note("warning", (
             f"The scene is {grid_shape[1] * pixel_m / 1e3:.0f} x {grid_shape[0] * pixel_m / 1e3:.0f} km, "
             f"{side_m / trained_m:.1f} times the model's training scenes ({trained_m / 1e3:.0f} km): "
             f"the network works in tiles of its training size and has not seen faults longer than "
-            f"{scene.length_m[1] * largest_pixel_m / scene.pixel_m / 1e3:.0f} km; trust the output only "
+            f"{largest.length_m[1] / 1e3:.0f} km; trust the output only "
             f"where it agrees with the data (QUALITY) and compare with combineinsargnss.")))
     largest = observed_scale_m(station_net_m, los_tracks_m)
     top = float(scene.max_displacement_m[1])
