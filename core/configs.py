@@ -213,6 +213,7 @@ MODEL_LIMITS = {
     "spline_smoothing": Number(0.0, 1e3),
     "std_head": FLAG,
     "pixel_size_input": FLAG,
+    "std_context": FLAG,
 }
 
 #: What ``TrainConfig.train_only`` may name: everything, or only the std head.
@@ -425,9 +426,14 @@ class ModelConfig(DictConfig):
     #: the fusion is told the working pixel size (log2 of it in km, a learnt bias per fusion
     #: channel, zero at the start): needed for multi-scale scenes (``SceneConfig.pixel_m_range``)
     pixel_size_input: bool = False
+    #: the std head is also told the tile's feature statistics (a per-scene factor on sigma,
+    #: zero at the start; needs ``std_head``): most of the errors' spread is between scenes
+    std_context: bool = False
 
     def __post_init__(self):
         check_fields(self, MODEL_LIMITS)
+        if self.std_context and not self.std_head:
+            raise ValueError("std_context needs std_head (it scales the std head's sigma).")
         if self.insar_layers < 9:
             raise ValueError("insar_layers must be >= 9 (two-level U-Net plus a bottleneck layer).")
         if not 1 <= self.gnss_temporal_layers < self.gnss_layers:

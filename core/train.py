@@ -44,7 +44,8 @@ from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
-from .model import DualBranchNet, adapted_model, gaussian_nll, load_trained_state, parameter_count
+from .model import (OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll, load_trained_state,
+                    parameter_count)
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
@@ -159,8 +160,9 @@ class Trainer:
             if self.model.std_head is None:
                 raise ValueError("train_only='std_head' needs a network with a std head "
                                  "(--model '{\"std_head\": true}').")
+            std_prefixes = tuple(prefix for part in STD_PARTS for prefix in OPTIONAL_PARTS[part])
             for name, parameter in self.model.named_parameters():
-                parameter.requires_grad_(name.startswith("std_head."))
+                parameter.requires_grad_(name.startswith(std_prefixes))
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -473,9 +475,7 @@ class Trainer:
             output_path = output_path or os.path.join(cfg.model_dir, MODEL_FILE)
         budget_s = 60.0 * cfg.minutes
         self.session += 1
-        # the sessions' peaks decay as 1/sqrt(scenes seen) (the inverse-square-root schedule,
-        # Vaswani et al. 2017, over sessions): a resumed session refines instead of undoing
-        self.session_peak = min(1.0, math.sqrt(max(1, cfg.samples) / max(1, self.scenes_seen)))
+        self.session_peak = self.session_peak_factor()
         if self.rank == 0 and not self.history["val_loss"]:
             self._record([], 0.0, self.scenes_seen / cfg.samples)
             self._report_point()
@@ -509,6 +509,14 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
         return self.history
+
+    def session_peak_factor(self) -> float:
+        """A timed session's peak learning rate relative to ``learning_rate``.
+
+        The sessions' peaks decay as 1/sqrt(scenes seen) (the inverse-square-root schedule,
+        Vaswani et al. 2017, over sessions): a resumed session refines instead of undoing.
+        """
+        return min(1.0, math.sqrt(max(1, self.cfg.samples) / max(1, self.scenes_seen)))
 
     def _report_point(self):
         h = self.history
@@ -557,9 +565,10 @@ def build_parser():
     p.add_argument("--samples", type=int, default=d.samples, help="scenes per epoch, all ranks together")
     p.add_argument("--epochs", type=int, default=d.epochs, help="number of epochs (the final epoch's weights are kept)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="scenes per step and rank")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
+    p.add_argument("--learning-rate", type=float, default=None,
                    help="peak AdamW learning rate (warm-up, then cosine decay); with --minutes, session peaks "
-                        "are this times min(1, sqrt(samples / scenes seen))")
+                        "are this times min(1, sqrt(samples / scenes seen)). Default: the campaign's own when "
+                        f"--model-dir holds a checkpoint, else {d.learning_rate:g}")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     p.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of (1 - SSIM) in the loss")
     p.add_argument("--validation-samples", type=int, default=d.validation_samples, help="fixed-seed validation scenes")
@@ -590,11 +599,27 @@ def build_parser():
     return p
 
 
+def campaign_learning_rate(model_dir: str, resume: bool = True) -> float:
+    """The learning rate of the campaign in ``model_dir`` (its checkpoint's), else the default.
+
+    A resumed session keeps the campaign's schedule instead of jumping to another peak
+    (:class:`TrainConfig`'s default applies when there is no checkpoint, or without ``resume``).
+    """
+    path = os.path.join(model_dir, CHECKPOINT_FILE) if model_dir else ""
+    if resume and path and os.path.exists(path):
+        config = torch.load(path, map_location="cpu", weights_only=True).get("config")
+        if config:
+            return float(json.loads(config).get("learning_rate", TrainConfig.learning_rate))
+    return TrainConfig.learning_rate
+
+
 def main(argv=None):
     """Entry point of the command line."""
     args = build_parser().parse_args(argv)
+    learning_rate = (args.learning_rate if args.learning_rate is not None
+                     else campaign_learning_rate(args.model_dir, not args.no_resume))
     cfg = TrainConfig(samples=args.samples, epochs=args.epochs, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+                      learning_rate=learning_rate, weight_decay=args.weight_decay,
                       ssim_weight=args.ssim_weight, validation_samples=args.validation_samples,
                       seed=args.seed, device=args.device, amp=not args.no_amp, threads=args.threads,
                       compile_model=args.compile_model,
@@ -632,7 +657,8 @@ def main(argv=None):
     if trainer.rank == 0:
         start = (f"resuming {trainer.checkpoint_path()}" if trainer.resume_state is not None
                  else f"starting from {trainer.init_model}" if trainer.init_model else "starting from scratch")
-        budget = f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch"
+        budget = (f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch")
+        budget += f", learning rate {cfg.learning_rate:g}"
         print(f"device {trainer.device}, world size {trainer.world}, "
               f"{parameter_count(trainer.model):,} parameters, {budget}, {start}", flush=True)
     trainer.fit(args.output or None)

@@ -252,6 +252,15 @@ def test_timed_sessions_resume_the_campaign_and_improve_validation(tmp_path):
     assert payload["validation"]["val_loss"] == points2[-1]["val_loss"]
 
 
+def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_path):
+    from insar_gnss_3d.core.train import campaign_learning_rate
+    assert campaign_learning_rate(str(tmp_path)) == TrainConfig.learning_rate       # no campaign yet
+    Trainer(campaign_config(tmp_path, learning_rate=7e-4, minutes=0.02)).fit()
+    assert campaign_learning_rate(str(tmp_path)) == pytest.approx(7e-4)
+    assert campaign_learning_rate(str(tmp_path), resume=False) == TrainConfig.learning_rate
+    assert campaign_learning_rate("") == TrainConfig.learning_rate
+
+
 def test_a_stop_request_ends_a_session_at_a_step_with_validation_and_files(tmp_path):
     steps = []
     trainer = Trainer(campaign_config(tmp_path, minutes=5.0, validate_every_minutes=5.0))

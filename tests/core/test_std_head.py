@@ -52,17 +52,48 @@ def test_adding_a_std_head_keeps_the_mean_bit_for_bit(tiny):
         adapted_model(model, {"width": 16})
 
 
+def test_a_std_context_added_to_a_trained_head_changes_nothing_until_trained_then_scales_each_scene(tiny):
+    scene, model, (inputs, target) = tiny
+    head = adapted_model(model, {"std_head": True}).eval()
+    context = adapted_model(head, {"std_context": True}).eval()
+    with torch.no_grad():
+        mean, std = head(inputs, with_std=True)
+        mean_c, std_c = context(inputs, with_std=True)
+    assert torch.equal(mean, mean_c) and torch.equal(std, std_c)
+    with pytest.raises(ValueError, match="std_context needs std_head"):
+        adapted_model(model, {"std_context": True})
+    # trained on errors whose size differs between scenes (Gaussian, sigma 10x larger in the
+    # first), the context alone gives each scene its own factor
+    trained_model = adapted_model(head, {"std_context": True}).train()
+    params = [p for n, p in trained_model.named_parameters() if n.startswith("std_context.")]
+    optimiser = torch.optim.Adam(params, lr=3e-2)
+    torch.manual_seed(3)
+    scene_sigma = torch.tensor([1.0, 0.1, 0.1, 0.1])[:, None, None, None]
+    errors_target = mean + scene_sigma * torch.randn_like(mean)
+    for _ in range(300):
+        m, s = trained_model(inputs, with_std=True)
+        loss = gaussian_nll(m.detach(), s, errors_target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        _, trained = trained_model.eval()(inputs, with_std=True)
+    ratio_before = float(std[0].median() / std[1:].median())
+    ratio_after = float(trained[0].median() / trained[1:].median())
+    assert ratio_after > 3.0 * ratio_before
+
+
 def test_training_the_std_head_only_leaves_the_mean_network_unchanged_and_learns(tiny, tmp_path):
     scene, model, (inputs, target) = tiny
     path = tmp_path / "base.pt"
     save_model(str(path), model, scene, {"samples": 8, "epochs": 1})
     cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, learning_rate=2e-2,
-                      init_model=str(path), model={"std_head": True}, train_only="std_head",
+                      init_model=str(path), model={"std_head": True, "std_context": True}, train_only="std_head",
                       checkpoint_dir=str(tmp_path / "ckpt"), scene={"max_stations": 10})
     trainer = Trainer(cfg)
     trunk = {k: v.clone() for k, v in trainer.model.state_dict().items() if not k.startswith("std_")}
     assert {n for n, p in trainer.model.named_parameters() if p.requires_grad} == \
-        {n for n, _ in trainer.model.named_parameters() if n.startswith("std_head.")}
+        {n for n, _ in trainer.model.named_parameters() if n.startswith(("std_head.", "std_context."))}
     first = trainer.train_step(inputs, target)
     for _ in range(60):
         last = trainer.train_step(inputs, target)
