@@ -35,9 +35,12 @@ def main(argv=None):
     p.add_argument("--scenes", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--recipe", default="classic", choices=sorted(benchmark.RECIPES))
+    p.add_argument("--scene", default="{}",
+                   help='scene overrides on the recipe as JSON, e.g. \'{"turbulence_sigma_m": [0.001, 0.005]}\' '
+                        "(a quieter atmosphere: how much a second track can add when the noise allows)")
     args = p.parse_args(argv)
     overrides, dem = benchmark.recipe_options(args.recipe)
-    overrides = {**overrides, "track_dropout_probability": 0.0}
+    overrides = {**overrides, **json.loads(args.scene), "track_dropout_probability": 0.0}
     runs = {t: benchmark.run_benchmark(args.model or None, args.scenes, args.seed, "cpu", None, None, overrides,
                                dem_path=dem, tracks=t) for t in ("both", "asc", "desc")}
     print(f"recipe {args.recipe} with {json.dumps(overrides)}, {args.scenes} scenes, seed {args.seed}; "

@@ -259,6 +259,22 @@ def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_pa
     assert campaign_learning_rate(str(tmp_path)) == pytest.approx(7e-4)
     assert campaign_learning_rate(str(tmp_path), resume=False) == TrainConfig.learning_rate
     assert campaign_learning_rate("") == TrainConfig.learning_rate
+    # a session told another rate runs at it: the saved schedule does not bring the old one back
+    resumed = Trainer(campaign_config(tmp_path, learning_rate=2e-4, minutes=0.02))
+    assert resumed.load_checkpoint()
+    resumed.time_fraction = 0.5
+    resumed.session_peak = 1.0
+    resumed.scheduler.step()
+    lr = resumed.optimizer.param_groups[0]["lr"]
+    assert lr == pytest.approx(2e-4 * (0.02 + 0.98 * 0.5), rel=1e-6)
+    # a session shorter than the campaign before it restarts lower, in proportion
+    before = resumed.minutes_before
+    assert before > 0
+    decay = min(1.0, (64 / resumed.scenes_seen) ** 0.5)
+    assert resumed.session_peak_factor() == pytest.approx(decay * min(1.0, 0.02 / before))
+    short = Trainer(campaign_config(tmp_path, minutes=before / 4))
+    short.load_checkpoint()
+    assert short.session_peak_factor() == pytest.approx(decay / 4)
 
 
 def test_a_stop_request_ends_a_session_at_a_step_with_validation_and_files(tmp_path):
