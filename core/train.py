@@ -610,17 +610,19 @@ def build_parser():
     return p
 
 
-def campaign_learning_rate(model_dir: str, resume: bool = True) -> float:
+def campaign_learning_rate(model_dir: str, resume: bool = True, train_only: str = "") -> float:
     """The learning rate of the campaign in ``model_dir`` (its checkpoint's), else the default.
 
-    A resumed session keeps the campaign's schedule instead of jumping to another peak
-    (:class:`TrainConfig`'s default applies when there is no checkpoint, or without ``resume``).
+    A resumed session keeps the campaign's schedule instead of jumping to another peak.
+    :class:`TrainConfig`'s default applies when there is no checkpoint, without ``resume``,
+    or when the checkpoint trained other parameters (``train_only``: a std head's session
+    says nothing about the mean network's rate).
     """
     path = os.path.join(model_dir, CHECKPOINT_FILE) if model_dir else ""
     if resume and path and os.path.exists(path):
-        config = torch.load(path, map_location="cpu", weights_only=True).get("config")
-        if config:
-            return float(json.loads(config).get("learning_rate", TrainConfig.learning_rate))
+        config = json.loads(torch.load(path, map_location="cpu", weights_only=True).get("config") or "{}")
+        if "learning_rate" in config and config.get("train_only", "") == train_only:
+            return float(config["learning_rate"])
     return TrainConfig.learning_rate
 
 
@@ -628,7 +630,7 @@ def main(argv=None):
     """Entry point of the command line."""
     args = build_parser().parse_args(argv)
     learning_rate = (args.learning_rate if args.learning_rate is not None
-                     else campaign_learning_rate(args.model_dir, not args.no_resume))
+                     else campaign_learning_rate(args.model_dir, not args.no_resume, args.train_only))
     cfg = TrainConfig(samples=args.samples, epochs=args.epochs, batch_size=args.batch_size,
                       learning_rate=learning_rate, weight_decay=args.weight_decay,
                       ssim_weight=args.ssim_weight, validation_samples=args.validation_samples,

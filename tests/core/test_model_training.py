@@ -259,6 +259,7 @@ def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_pa
     assert campaign_learning_rate(str(tmp_path)) == pytest.approx(7e-4)
     assert campaign_learning_rate(str(tmp_path), resume=False) == TrainConfig.learning_rate
     assert campaign_learning_rate("") == TrainConfig.learning_rate
+    assert campaign_learning_rate(str(tmp_path), train_only="std_head") == TrainConfig.learning_rate
     # a session told another rate runs at it: the saved schedule does not bring the old one back
     resumed = Trainer(campaign_config(tmp_path, learning_rate=2e-4, minutes=0.02))
     assert resumed.load_checkpoint()
