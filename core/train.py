@@ -63,6 +63,10 @@ COMPILE_OKADA_MIN_SCENES = 10_000
 #: Scene recipes of the command line (``--recipe``): overrides of the model's own scenes.
 SCENE_RECIPES = {"model": {}, "realism": REALISM, "multiscale": MULTI_SCALE}
 
+#: Fraction of a timed session's budget over which it measures how many scenes it will add
+#: (after its first step), to set its warm restart's height (:meth:`Trainer.session_peak_factor`).
+SHARE_MEASURE_FRACTION = 0.01
+
 #: File names inside a campaign folder (``--model-dir``).
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json"
 #: Columns of the training history (one entry per validation point).
@@ -179,6 +183,7 @@ class Trainer:
         self.time_fraction = 0.0
         #: a timed session's peak learning rate relative to ``learning_rate`` (set per session)
         self.session_peak = 1.0
+        self.session_scenes_estimate = None
 
         def lr_factor(step):
             # linear warm-up, then cosine decay to 2 % (Loshchilov & Hutter 2017, SGDR); with
@@ -480,6 +485,10 @@ class Trainer:
         budget_s = 60.0 * cfg.minutes
         self.session += 1
         self.session_peak = self.session_peak_factor()
+        # the restart's share is set by the scenes this session will add, measured on its
+        # first steps (a GPU adds in minutes what a CPU campaign saw in hours); the clock is
+        # rank 0's, so every rank sets the same rate
+        measure_from, measured, scenes_before = None, False, self.scenes_seen
         if self.rank == 0 and not self.history["val_loss"]:
             self._record([], 0.0, self.scenes_seen / cfg.samples)
             self._report_point()
@@ -498,6 +507,20 @@ class Trainer:
             self.step += 1
             self.scenes_seen += cfg.batch_size * self.world
             self.epoch = self.scenes_seen // max(1, cfg.samples)
+            # the clock was read before this step: the scenes done by then
+            clock_scenes = self.scenes_seen - cfg.batch_size * self.world
+            if measure_from is None and clock_scenes > scenes_before:   # the first step (compiling) done
+                measure_from = (self.time_fraction, clock_scenes)
+            elif (measure_from is not None and not measured
+                  and self.time_fraction >= measure_from[0] + SHARE_MEASURE_FRACTION):
+                #: the scenes this session is expected to add (its rate times its budget)
+                self.session_scenes_estimate = ((clock_scenes - measure_from[1])
+                                                / (self.time_fraction - measure_from[0]))
+                self.session_peak = self.session_peak_factor(self.session_scenes_estimate, scenes_before)
+                measured = True
+                self.progress(self.time_fraction,
+                              f"session {self.session}: ~{self.session_scenes_estimate:,.0f} scenes expected after "
+                              f"{scenes_before:,}: peak learning rate {cfg.learning_rate * self.session_peak:.2g}")
             now = time.time()
             self.progress(min(1.0, (now - start) / budget_s),
                           f"step {self.step} ({self.scenes_seen} scenes) loss {losses[-1]:.4f}")
@@ -514,18 +537,27 @@ class Trainer:
             dist.barrier()
         return self.history
 
-    def session_peak_factor(self) -> float:
+    def session_peak_factor(self, session_scenes: Optional[float] = None,
+                            scenes_before: Optional[int] = None) -> float:
         """A timed session's peak learning rate relative to ``learning_rate``.
 
         The sessions' peaks decay as 1/sqrt(scenes seen) (the inverse-square-root schedule,
         Vaswani et al. 2017, over sessions): a resumed session refines instead of undoing.
-        A session shorter than the campaign before it restarts lower, in proportion
-        (``min(1, minutes / minutes before)``): it must anneal within its budget what its warm
-        restart stirs up. Measured on model v3's plateau (85 min): a 5-minute session restarting
-        at the full peak raised the validation loss by 0.001, at 1/12 of it lowered it.
+        A session that adds fewer scenes than the campaign saw before restarts lower, in
+        proportion (``min(1, session_scenes / scenes seen)``): it must anneal within its
+        budget what its warm restart stirs up. Measured on model v3's plateau (91k scenes):
+        a 5-minute CPU session (~2.8k scenes) restarting at the full peak raised the
+        validation loss by 0.001, at 1/12 of it lowered it. ``session_scenes`` is the
+        session's expected scene count (:meth:`_fit_for_time` measures it on its first
+        steps); without it, the share of wall-clock minutes stands in. ``scenes_before``:
+        the scenes seen before the session (default: all seen so far).
         """
-        decay = min(1.0, math.sqrt(max(1, self.cfg.samples) / max(1, self.scenes_seen)))
-        share = min(1.0, self.cfg.minutes / self.minutes_before) if self.minutes_before > 0 else 1.0
+        before = self.scenes_seen if scenes_before is None else scenes_before
+        decay = min(1.0, math.sqrt(max(1, self.cfg.samples) / max(1, before)))
+        if session_scenes is not None:
+            share = min(1.0, session_scenes / before) if before > 0 else 1.0
+        else:
+            share = min(1.0, self.cfg.minutes / self.minutes_before) if self.minutes_before > 0 else 1.0
         return decay * share
 
     def _report_point(self):
@@ -655,7 +687,7 @@ def main(argv=None):
             raise SystemExit(f"--dem pixel size {grid.pixel_size} differs from the scene pixel {scene.pixel_m} m.")
 
     def report(fraction, message):
-        if int(os.environ.get("RANK", "0")) == 0 and message.startswith(("epoch ", "validation ")) and ":" in message:
+        if int(os.environ.get("RANK", "0")) == 0 and message.startswith(("epoch ", "validation ", "session ")) and ":" in message:
             print(f"[{100 * fraction:5.1f} %] {message}", flush=True)
 
     trainer = Trainer(cfg, dem_m=dem, progress=report)

@@ -276,6 +276,15 @@ def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_pa
     short = Trainer(campaign_config(tmp_path, minutes=before / 4))
     short.load_checkpoint()
     assert short.session_peak_factor() == pytest.approx(decay / 4)
+    # in scenes when the session knows how many it will add (a GPU adds in minutes what a CPU
+    # campaign saw in hours: it restarts in full)
+    seen = short.scenes_seen
+    assert short.session_peak_factor(session_scenes=seen / 8) == pytest.approx(decay / 8)
+    assert short.session_peak_factor(session_scenes=50 * seen) == pytest.approx(decay)
+    # a session measures its rate on its first steps and sets its peak from it
+    short.fit()
+    assert short.session_scenes_estimate > 0
+    assert short.session_peak == pytest.approx(short.session_peak_factor(short.session_scenes_estimate, seen))
 
 
 def test_a_stop_request_ends_a_session_at_a_step_with_validation_and_files(tmp_path):
