@@ -687,7 +687,8 @@ def main(argv=None):
             raise SystemExit(f"--dem pixel size {grid.pixel_size} differs from the scene pixel {scene.pixel_m} m.")
 
     def report(fraction, message):
-        if int(os.environ.get("RANK", "0")) == 0 and message.startswith(("epoch ", "validation ", "session ")) and ":" in message:
+        shown = message.startswith(("epoch ", "validation ", "session ")) and ":" in message
+        if int(os.environ.get("RANK", "0")) == 0 and shown:
             print(f"[{100 * fraction:5.1f} %] {message}", flush=True)
 
     trainer = Trainer(cfg, dem_m=dem, progress=report)
