@@ -609,9 +609,9 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="scenes per step and rank")
     p.add_argument("--learning-rate", type=float, default=None,
                    help="peak AdamW learning rate (warm-up, then cosine decay); with --minutes, session peaks "
-                        "are this times min(1, sqrt(samples / scenes seen)) x min(1, minutes / minutes "
-                        "the campaign trained before). Default: the campaign's own when "
-                        f"--model-dir holds a checkpoint, else {d.learning_rate:g}")
+                        "are this times min(1, sqrt(samples / scenes seen)) x min(1, scenes the session adds / "
+                        "scenes seen), the session measuring its rate on its first 1 %% of budget. Default: "
+                        f"the campaign's own when --model-dir holds a checkpoint, else {d.learning_rate:g}")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
     p.add_argument("--ssim-weight", type=float, default=d.ssim_weight, help="weight of (1 - SSIM) in the loss")
     p.add_argument("--validation-samples", type=int, default=d.validation_samples, help="fixed-seed validation scenes")
@@ -703,7 +703,7 @@ def main(argv=None):
     if trainer.rank == 0:
         start = (f"resuming {trainer.checkpoint_path()}" if trainer.resume_state is not None
                  else f"starting from {trainer.init_model}" if trainer.init_model else "starting from scratch")
-        budget = (f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch")
+        budget = f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch"
         budget += f", learning rate {cfg.learning_rate:g}"
         print(f"device {trainer.device}, world size {trainer.world}, "
               f"{parameter_count(trainer.model):,} parameters, {budget}, {start}", flush=True)
