@@ -184,6 +184,9 @@ class Trainer:
         #: a timed session's peak learning rate relative to ``learning_rate`` (set per session)
         self.session_peak = 1.0
         self.session_scenes_estimate = None
+        #: whether this session continues a campaign's optimiser (moments and schedule): only
+        #: such a session restarts lower when it is short (:meth:`session_peak_factor`)
+        self.optimizer_resumed = False
 
         def lr_factor(step):
             # linear warm-up, then cosine decay to 2 % (Loshchilov & Hutter 2017, SGDR); with
@@ -294,6 +297,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
+            self.optimizer_resumed = True
             # the saved schedule carries the earlier session's base rate: this session's is cfg's
             self.scheduler.base_lrs = [self.cfg.learning_rate] * len(self.optimizer.param_groups)
             for group in self.optimizer.param_groups:
@@ -511,7 +515,7 @@ class Trainer:
             clock_scenes = self.scenes_seen - cfg.batch_size * self.world
             if measure_from is None and clock_scenes > scenes_before:   # the first step (compiling) done
                 measure_from = (self.time_fraction, clock_scenes)
-            elif (measure_from is not None and not measured
+            elif (measure_from is not None and not measured and self.optimizer_resumed
                   and self.time_fraction >= measure_from[0] + SHARE_MEASURE_FRACTION):
                 #: the scenes this session is expected to add (its rate times its budget)
                 self.session_scenes_estimate = ((clock_scenes - measure_from[1])
@@ -550,11 +554,15 @@ class Trainer:
         validation loss by 0.001, at 1/12 of it lowered it. ``session_scenes`` is the
         session's expected scene count (:meth:`_fit_for_time` measures it on its first
         steps); without it, the share of wall-clock minutes stands in. ``scenes_before``:
-        the scenes seen before the session (default: all seen so far).
+        the scenes seen before the session (default: all seen so far). The share applies only
+        to a session that continues the campaign's optimiser (:attr:`optimizer_resumed`); one
+        that starts from a model file, or trains other parameters, restarts in full.
         """
         before = self.scenes_seen if scenes_before is None else scenes_before
         decay = min(1.0, math.sqrt(max(1, self.cfg.samples) / max(1, before)))
-        if session_scenes is not None:
+        if not self.optimizer_resumed:
+            share = 1.0            # new parameters or a fresh optimiser: nothing annealed to keep
+        elif session_scenes is not None:
             share = min(1.0, session_scenes / before) if before > 0 else 1.0
         else:
             share = min(1.0, self.cfg.minutes / self.minutes_before) if self.minutes_before > 0 else 1.0

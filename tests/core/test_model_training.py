@@ -285,6 +285,10 @@ def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_pa
     short.fit()
     assert short.session_scenes_estimate > 0
     assert short.session_peak == pytest.approx(short.session_peak_factor(short.session_scenes_estimate, seen))
+    # a session from a model file (or on other parameters) has nothing annealed: it restarts in full
+    fresh = Trainer(campaign_config(tmp_path / "other", init_model=str(tmp_path / "insar_gnss_3d.pt"), minutes=0.01))
+    assert not fresh.optimizer_resumed and fresh.scenes_seen > 0
+    assert fresh.session_peak_factor(session_scenes=1) == pytest.approx(min(1.0, (64 / fresh.scenes_seen) ** 0.5))
 
 
 def test_a_stop_request_ends_a_session_at_a_step_with_validation_and_files(tmp_path):
