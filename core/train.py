@@ -492,7 +492,8 @@ class Trainer:
         # the restart's share is set by the scenes this session will add, measured on its
         # first steps (a GPU adds in minutes what a CPU campaign saw in hours); the clock is
         # rank 0's, so every rank sets the same rate
-        measure_from, measured, scenes_before = None, False, self.scenes_seen
+        measure_from, scenes_before = None, self.scenes_seen
+        self.session_scenes_estimate = None
         if self.rank == 0 and not self.history["val_loss"]:
             self._record([], 0.0, self.scenes_seen / cfg.samples)
             self._report_point()
@@ -515,13 +516,12 @@ class Trainer:
             clock_scenes = self.scenes_seen - cfg.batch_size * self.world
             if measure_from is None and clock_scenes > scenes_before:   # the first step (compiling) done
                 measure_from = (self.time_fraction, clock_scenes)
-            elif (measure_from is not None and not measured and self.optimizer_resumed
+            elif (measure_from is not None and self.session_scenes_estimate is None and self.optimizer_resumed
                   and self.time_fraction >= measure_from[0] + SHARE_MEASURE_FRACTION):
                 #: the scenes this session is expected to add (its rate times its budget)
                 self.session_scenes_estimate = ((clock_scenes - measure_from[1])
                                                 / (self.time_fraction - measure_from[0]))
                 self.session_peak = self.session_peak_factor(self.session_scenes_estimate, scenes_before)
-                measured = True
                 self.progress(self.time_fraction,
                               f"session {self.session}: ~{self.session_scenes_estimate:,.0f} scenes expected after "
                               f"{scenes_before:,}: peak learning rate {cfg.learning_rate * self.session_peak:.2g}")
