@@ -44,9 +44,12 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
                       threshold_m: float = SIGNAL_THRESHOLD_M, dem_m=None) -> np.ndarray:
     """|network - truth| / sigma of every pixel, (3, N) per component, on fresh scenes.
 
+    The network as inference runs it (:func:`.infer.predict_views`, both views).
+
     Of ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m``
     (the population the benchmark's calibration is judged on; all when there is none).
     """
+    from .infer import predict_views
     from .synthetic import SceneSampler
     from .train import batch_to_inputs
 
@@ -58,7 +61,7 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
     with torch.no_grad():
         for start in range(0, scenes, batch):
             inputs, target = batch_to_inputs(sampler.sample(min(batch, scenes - start)), scene)
-            mean, std = model(inputs, with_std=True)
+            mean, std = predict_views(model, inputs, with_std=True)
             z = ((mean - target).abs() / std).numpy()
             strong = (target * inputs.scale_m[:, None, None, None]).abs().amax((1, 2, 3)).numpy() > threshold_m
             z = z[strong] if strong.any() else z

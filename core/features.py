@@ -184,3 +184,41 @@ def network_inputs(insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, gnss_valid, pi
     xy = torch.stack([gnss_xy_m[..., 0] / pixel_m, -gnss_xy_m[..., 1] / pixel_m], -1)
     pixel = torch.full((b,), float(pixel_m), device=x.device)
     return NetworkInputs(x.float(), dem, g.float(), xy.float(), gnss_valid, scale_m.float(), pixel_m=pixel)
+
+
+def mirror_east_west(inputs: NetworkInputs) -> NetworkInputs:
+    """The same scene seen in a mirror across the north-south axis, as the network's inputs.
+
+    Mirroring x -> -x turns every east component's sign (:mod:`.conventions`): a LOS vector
+    (e, n, u) becomes (-e, n, u), i.e. heading h becomes -180 deg - h, so Sentinel-1's
+    ascending geometry (about -12 deg) becomes its descending one (about -168 deg) and the
+    other way round. The mirrored scene is therefore again a two-track scene of the kind the
+    network was trained on, with the tracks swapped: ascending channels take the mirrored
+    descending track. Columns run backwards, GNSS east is negated, station x becomes
+    ``W - x`` (pixel centres at ``c + 0.5``). The elastic half-space is mirror-symmetric:
+    the mirror image of an Okada (1985) fault is the fault at the mirrored position with
+    strike 180 deg - strike and rake 180 deg - rake, so the mirrored truth is
+    :func:`mirror_field` of the truth (tested). Its own inverse.
+    """
+    x = inputs.insar.flip(-1)
+    t = (x.shape[1] - 8) // 2                       # layout of :func:`network_inputs`
+    asc, desc = x[:, :t], x[:, t:2 * t]
+    valid_asc, valid_desc = x[:, 2 * t:2 * t + 1], x[:, 2 * t + 1:2 * t + 2]
+    sign = torch.tensor([-1.0, 1.0, 1.0], dtype=x.dtype, device=x.device)[None, :, None, None]
+    los_asc, los_desc = x[:, 2 * t + 2:2 * t + 5] * sign, x[:, 2 * t + 5:2 * t + 8] * sign
+    gnss = inputs.gnss * torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=inputs.gnss.dtype,
+                                      device=inputs.gnss.device)[None, None, :, None]
+    xy = inputs.gnss_xy.clone()
+    xy[..., 0] = x.shape[-1] - xy[..., 0]
+    return NetworkInputs(torch.cat([desc, asc, valid_desc, valid_asc, los_desc, los_asc], 1),
+                         inputs.dem.flip(-1), gnss, xy, inputs.gnss_valid, inputs.scale_m,
+                         None if inputs.prior is None else mirror_field(inputs.prior), inputs.pixel_m)
+
+
+def mirror_field(enu):
+    """East/north/up fields (B, 3, H, W) mirrored across the north-south axis.
+
+    Columns reversed, east negated (see :func:`mirror_east_west`). Its own inverse.
+    """
+    out = enu.flip(-1)
+    return torch.cat([-out[:, :1], out[:, 1:]], 1)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .features import (displacement_scale, gnss_relative, gnss_series_input, network_inputs,
-                       remove_epoch_offsets)
+from .features import (displacement_scale, gnss_relative, gnss_series_input, mirror_east_west, mirror_field,
+                       network_inputs, remove_epoch_offsets)
 from .model import kriging_tile, station_net_displacement
 from .runtime import CancelFn, Cancelled, ProgressFn, report
 
@@ -29,6 +29,45 @@ def station_reach_px(model) -> float:
     so a station beyond it changes no tile's features, and tiles agree with the whole scene.
     """
     return 4.0 * max(model.config.gnss_scales_px)
+
+
+#: Views the network is run on by default (:func:`predict_views`): the scene and its mirror image.
+VIEWS = 2
+
+
+def predict_views(model, inputs, with_std: bool = False, views: int = VIEWS):
+    """The network's mean (B, 3, H, W), in scale units, over ``views`` views of the scene.
+
+    ``views=2`` averages the scene and its east-west mirror image
+    (:func:`.features.mirror_east_west`, an exact symmetry of the half-space and of the
+    two-track geometry) mapped back: test-time augmentation that costs a second forward
+    pass. On 124 held-out 64 px scenes (classic, realism, multiscale; bundled model v3) the
+    mirrored view alone scores as well as the scene itself and their average raises the
+    mean mSSIM by 0.003-0.012 on east and up (north: +0.007 to -0.000). ``views=1``: the network as trained.
+    With ``with_std``: ``(mean, std)``; ``std`` is the standard deviation of the equal
+    mixture of the views' Gaussians, ``sqrt(mean(s_i^2) + mean((m_i - m)^2))``
+    (Lakshminarayanan et al. 2017, "Simple and scalable predictive uncertainty estimation
+    using deep ensembles", NeurIPS, sec. 2.4), computed from the head's uncalibrated sigmas
+    and then multiplied by the model's ``std_scale``; None without a std head.
+    """
+    if views not in (1, 2):
+        raise ValueError(f"views must be 1 or 2, got {views}.")
+    has_std = with_std and getattr(model, "std_head", None) is not None
+    first = model(inputs, with_std=True) if has_std else (model(inputs), None)
+    if views == 1:
+        return first if with_std else first[0]
+    second = model(mirror_east_west(inputs), with_std=True) if has_std else (model(mirror_east_west(inputs)), None)
+    m1, m2 = first[0], mirror_field(second[0])
+    mean = 0.5 * (m1 + m2)
+    if not with_std:
+        return mean
+    if not has_std:
+        return mean, None
+    # the calibration factors apply to the mixture as a whole, so that calibrating them
+    # (:mod:`.calibrate`) scales the sigma inference reports
+    scale = model.std_scale[None, :, None, None]
+    s1, s2 = first[1] / scale, second[1].flip(-1) / scale
+    return mean, scale * torch.sqrt(0.5 * (s1 ** 2 + s2 ** 2) + (0.5 * (m1 - m2)) ** 2)
 
 
 #: Cancelling inference raises the one :class:`.runtime.Cancelled`.
@@ -58,12 +97,13 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
 @torch.no_grad()
 def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                   tile_px: int = 128, overlap_px: int = 32, device="cpu",
-                  progress: ProgressFn = None, is_canceled: CancelFn = None, with_std: bool = False):
+                  progress: ProgressFn = None, is_canceled: CancelFn = None, with_std: bool = False,
+                  views: int = VIEWS):
     """East/north/up [m] (3, H, W) float32 on the working grid.
 
     With ``with_std``: ``(mean, std)``, ``std`` (3, H, W) float32 the network's standard
     deviation [m] per component from its std head (blended across tiles like the mean), or
-    None for a network without one.
+    None for a network without one. ``views``: :func:`predict_views`.
 
     Parameters (numpy, on the model's working grid of ``pixel_m``)
     ----------
@@ -127,7 +167,8 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                 if prior is not None:
                     inputs.prior = prior[:, :, r:r + th, c:c + tw]
                 inputs = inputs.to(device)
-                pred = torch.cat(model(inputs, with_std=True), 1) if has_std else model(inputs)
+                pred = (torch.cat(predict_views(model, inputs, True, views), 1) if has_std
+                        else predict_views(model, inputs, False, views))
                 pred = pred * inputs.scale_m[:, None, None, None]
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window
