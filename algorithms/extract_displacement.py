@@ -47,6 +47,8 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "long, within that range), the InSAR epochs are interpolated in time "
         "onto the model's epochs, each InSAR epoch and GNSS series loses its reference offset, "
         "the network runs on overlapping tiles blended without seams (TILE_SIZE, advanced), "
+        "on the scene and on its east-west mirror image (tracks swapped, east negated: an exact "
+        "symmetry of the physics), averaged, "
         "and the result is warped back.<br>"
         "<b>Data consistency</b> (CONSISTENCY, on by default): the network's field becomes the "
         "prior of a per-pixel joint least-squares estimate with each track's LOS displacement "
@@ -192,7 +194,8 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
                 else:
                     feedback.pushInfo(note)
             steps.setCurrentStep(2)
-            feedback.pushInfo(f"Network on {device.type.upper()} in tiles of {tile_px} pixels.")
+            feedback.pushInfo(f"Network on {device.type.upper()} in tiles of {tile_px} pixels, on the scene and "
+                              "its mirror image (averaged).")
             result, network_std = prepare.run_model(prepared, model.to(device), device=device, tile_px=tile_px,
                                                     overlap_px=max(8, tile_px // 4), is_canceled=canceled,
                                                     progress=lambda f, m: steps.setProgress(100.0 * f),
