@@ -91,6 +91,20 @@ def std_scale_factors(z: np.ndarray, current: Sequence[float] = (1.0, 1.0, 1.0))
     return np.asarray(current, dtype=np.float64) * np.asarray(factors)
 
 
+def targets_met(within: Dict[str, Sequence[float]]) -> int:
+    """How many of the issue's coverage targets ``within`` meets (0-6 for three components).
+
+    ``within``: ``{component: (fraction within 1 sigma, within 2 sigma)}`` as
+    :func:`.benchmark.calibration` or :func:`coverage` return it; a target is met when its
+    fraction lies within :data:`TOLERANCES` of :data:`ONE_SIGMA` or :data:`TWO_SIGMA`
+    (68 +/- 5 %, 95 +/- 3 %). NaN meets nothing.
+    """
+    met = 0
+    for one, two in within.values():
+        met += int(abs(one - ONE_SIGMA) <= TOLERANCES[0]) + int(abs(two - TWO_SIGMA) <= TOLERANCES[1])
+    return met
+
+
 def coverage(z: np.ndarray) -> Dict[str, tuple]:
     """Fraction within 1 and 2 sigma per component of normalised errors ``z`` (3, N)."""
     return {name: within_sigma(z[c], 1.0)[:2] for c, name in enumerate(("east", "north", "up"))}

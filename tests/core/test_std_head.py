@@ -197,3 +197,12 @@ def test_a_campaign_trained_on_the_std_head_resumes_with_everything_trainable(ti
     assert not torch.equal(before["std_head.1.weight"], after["std_head.1.weight"])     # and the head
     points = __import__("json").loads((tmp_path / "history.json").read_text())["points"]
     assert [p["session"] for p in points][-1] == 2 and all(p["val_nll"] is not None for p in points[1:])
+
+
+def test_targets_met_counts_each_fraction_inside_its_band():
+    assert calibrate.targets_met({"east": (0.683, 0.954), "north": (0.70, 0.99), "up": (0.86, 0.93)}) == 4
+    # the band edges belong to the band; NaN meets nothing
+    assert calibrate.targets_met({"east": (0.6827 + 0.0499, 0.9545 - 0.0299), "north": (math.nan, math.nan)}) == 2
+    gaussian = np.abs(np.random.default_rng(0).normal(size=(3, 200_000)))
+    assert calibrate.targets_met(calibrate.coverage(gaussian)) == 6
+    assert calibrate.targets_met(calibrate.coverage(gaussian / 1.3)) == 0

@@ -1,0 +1,112 @@
+"""Judge a model file the way model versions are chosen: held-out synthetic scenes and Illapel.
+
+For each seed (default 777, the seed that chooses; 0 is the one the README reports): the
+benchmark's four recipes (classic, stress, realism, multiscale; 30 scenes each), the CNN
+output's median mSSIM over the scenes > 10 mm, the calibration of its std bands and the
+number of the 24 coverage targets met (:func:`insar_gnss_3d.core.calibrate.targets_met`).
+With ``--illapel``: the real event's LOS residual against its noise and the
+leave-one-station-out error (``scripts/illapel_example.py``). Prints JSON; with ``--compare
+BASELINE.json`` (an earlier output) also the shipping rule's verdict, each line of it:
+
+1. more coverage targets met than the baseline on the first seed;
+2. the mean of the 12 median mSSIMs no lower than the baseline's minus 0.005;
+3. Illapel: LOS residual <= noise + 20 mm and leave-one-out median <= ``--loo-limit-mm``.
+
+    PYTHONPATH=build/plugins .venv/bin/python scripts/judge_model.py --model M --illapel > m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ("classic", "stress", "realism", "multiscale")
+#: Rule 2's tolerance on the mean of the 12 medians, and rule 3's margin over the noise [m].
+MEAN_TOLERANCE, LOS_MARGIN_M = 0.005, 0.02
+
+
+def judge_synthetic(model: str, seed: int, scenes: int, views: int) -> dict:
+    """Median mSSIM (E, N, U) of the CNN output per recipe, coverage, targets met, mean of 12."""
+    from insar_gnss_3d.core import benchmark
+    from insar_gnss_3d.core.calibrate import targets_met
+
+    out = {"recipes": {}}
+    for name in RECIPES:
+        overrides, dem = benchmark.recipe_options(name)
+        rows = benchmark.run_benchmark(model or None, scenes, seed, "cpu", None, None, overrides, dem_path=dem,
+                                       views=views)
+        strong = {r["component"]: r["median_mssim"] for r in benchmark.summarize(rows)
+                  if r["subset"] != "all" and r["method"] == "cnn"}
+        within = benchmark.calibration(rows)
+        out["recipes"][name] = {"median_mssim": [strong[c] for c in benchmark.COMPONENTS],
+                                "within_sigma": within, "targets_met": targets_met(within)}
+        print(f"seed {seed} {name}: {out['recipes'][name]}", file=sys.stderr, flush=True)
+    out["targets_met"] = sum(r["targets_met"] for r in out["recipes"].values())
+    out["mean_of_medians"] = float(np.mean([m for r in out["recipes"].values() for m in r["median_mssim"]]))
+    return out
+
+
+def judge_illapel(model: str) -> dict:
+    """LOS residual, noise and leave-one-out median [m] of the CNN output on Illapel."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from illapel_example import run_example
+
+    with tempfile.TemporaryDirectory() as folder:
+        figures = run_example(folder, loo=True, model_path=model)
+    return {"los_residual_m": figures["los_residual_rms_m"]["cnn"], "noise_m": figures["noise_estimate_m"],
+            "leave_one_out_m": figures["leave_one_out_median_m"]["cnn"],
+            "within_sigma_at_stations": figures["leave_one_out_within_sigma"]["cnn"][:2]}
+
+
+def verdict(candidate: dict, baseline: dict, loo_limit_m: float) -> list:
+    """The rule's lines: (text, holds) for each, on the first seed of both."""
+    seed = next(iter(candidate["seeds"]))
+    cand, base = candidate["seeds"][seed], baseline["seeds"][seed]
+    lines = [(f"targets met {cand['targets_met']} > {base['targets_met']} (seed {seed})",
+              cand["targets_met"] > base["targets_met"]),
+             (f"mean of 12 medians {cand['mean_of_medians']:.4f} >= {base['mean_of_medians']:.4f} - {MEAN_TOLERANCE}",
+              cand["mean_of_medians"] >= base["mean_of_medians"] - MEAN_TOLERANCE)]
+    ill = candidate.get("illapel")
+    if ill:
+        lines.append((f"Illapel LOS residual {1e3 * ill['los_residual_m']:.1f} mm <= noise "
+                      f"{1e3 * ill['noise_m']:.1f} + {1e3 * LOS_MARGIN_M:g} mm",
+                      ill["los_residual_m"] <= ill["noise_m"] + LOS_MARGIN_M))
+        lines.append((f"Illapel leave-one-out {1e3 * ill['leave_one_out_m']:.1f} mm <= {1e3 * loo_limit_m:.1f} mm",
+                      ill["leave_one_out_m"] <= loo_limit_m))
+    return lines
+
+
+def main(argv=None):
+    """Command line: JSON on stdout, progress and the verdict on stderr."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="", help="model file (default: the bundled model)")
+    p.add_argument("--seeds", default="777", help="comma-separated benchmark seeds; the first one judges")
+    p.add_argument("--scenes", type=int, default=30, help="scenes per recipe and seed")
+    p.add_argument("--views", type=int, default=2, choices=(1, 2), help="network views (core.infer.predict_views)")
+    p.add_argument("--illapel", action="store_true", help="also the Illapel figures (about a minute)")
+    p.add_argument("--compare", default="", help="an earlier output of this script: print the rule's verdict")
+    p.add_argument("--loo-limit-mm", type=float, default=111.0, help="rule 3's leave-one-out bar [mm]")
+    args = p.parse_args(argv)
+    result = {"model": args.model or "bundled", "views": args.views, "scenes": args.scenes,
+              "seeds": {s.strip(): judge_synthetic(args.model, int(s), args.scenes, args.views)
+                        for s in args.seeds.split(",") if s.strip()}}
+    if args.illapel:
+        result["illapel"] = judge_illapel(args.model)
+    json.dump(result, sys.stdout, indent=1, default=float)
+    print()
+    if args.compare:
+        lines = verdict(result, json.loads(Path(args.compare).read_text()), 1e-3 * args.loo_limit_mm)
+        for text, holds in lines:
+            print(("holds: " if holds else "FAILS: ") + text, file=sys.stderr)
+        print("ships" if all(h for _, h in lines) else "does not ship", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "build" / "plugins"))
+    main()

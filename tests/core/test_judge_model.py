@@ -1,0 +1,27 @@
+"""The shipping rule of scripts/judge_model.py, line by line."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from judge_model import verdict  # noqa: E402
+
+
+def _result(targets, mean, illapel=None):
+    out = {"seeds": {"777": {"targets_met": targets, "mean_of_medians": mean}}}
+    if illapel:
+        out["illapel"] = dict(zip(("los_residual_m", "noise_m", "leave_one_out_m"), illapel))
+    return out
+
+
+def test_a_candidate_ships_only_when_every_line_holds():
+    base = _result(7, 0.5282)
+    good = verdict(_result(9, 0.5250, (0.033, 0.021, 0.105)), base, 0.111)
+    assert [holds for _, holds in good] == [True, True, True, True]
+    # one target fewer, a mean 0.006 lower, a track missed by noise + 25 mm, a worse leave-one-out
+    bad = verdict(_result(7, 0.5221, (0.046, 0.021, 0.1265)), base, 0.111)
+    assert [holds for _, holds in bad] == [False, False, False, False]
+    assert "126.5 mm <= 111.0 mm" in bad[3][0]
+    # without Illapel figures only the synthetic lines are judged
+    assert len(verdict(_result(9, 0.53), base, 0.111)) == 2
