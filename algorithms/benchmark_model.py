@@ -158,7 +158,8 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
             if report:
                 meta = {"Model": model or benchmark.BUNDLED_MODEL, "Scenes": scenes, "Seed": seed,
                         "Generator": recipe + (f" {json.dumps(overrides)}" if overrides else "")
-                        + (f", relief {os.path.basename(dem)}" if dem else "")}
+                        + (f", relief {os.path.basename(dem)}" if dem else ""),
+                        "Network views": "the scene and its east-west mirror image, averaged"}
                 written.append(write_html(report, benchmark_report.report_html(rows, keeper.examples, meta)))
         except Exception:
             for path in written:
