@@ -312,7 +312,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
                   progress: ProgressFn = None, is_canceled: CancelFn = None,
                   scene_overrides: Optional[dict] = None, *, dem_path: Optional[str] = None,
                   on_scene: Optional[Callable[[SceneResult], None]] = None,
-                  tile_px: int = 128, tracks: str = "both", views: int = 2) -> List[dict]:
+                  tile_px: int = 128, tracks: str = "both", views: Optional[int] = None) -> List[dict]:
     """Score the CNN and the classical peers on ``scenes`` synthetic scenes.
 
     Parameters
@@ -346,9 +346,9 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         ``both`` (as drawn), ``asc`` or ``desc``: the other track is removed from every
         scene for every method, after the draw, so the three runs score the same scenes
         (:data:`TRACKS`; the two-tracks-against-one check).
-    views : int
-        2: the network on each scene and its mirror image, averaged (what extraction runs,
-        :func:`.infer.predict_views`); 1: the network alone.
+    views : int, optional
+        2: the network on each scene and its mirror image, averaged; 1: the network alone
+        (:func:`.infer.predict_views`). None: as extraction runs it (:data:`.infer.VIEWS`).
 
     Returns
     -------
@@ -362,7 +362,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     import torch
 
     from .consistency import consistent_field
-    from .infer import InferenceCancelled, predict_scene
+    from .infer import VIEWS, InferenceCancelled, predict_scene
     from .modelfile import load_model
     from .configs import SceneConfig
     from .synthetic import SceneSampler, model_epoch_days, scene_arrays
@@ -406,7 +406,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
             network, network_std = predict_scene(model, inputs["insar_epochs_m"], inputs["los"], inputs["dem_m"],
                                                  inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
                                                  tile_px=tile_px, device=dev, is_canceled=canceled, with_std=True,
-                                                 views=views)
+                                                 views=VIEWS if views is None else views)
         except InferenceCancelled as exc:
             raise BenchmarkCancelled(f"Benchmark cancelled in scene {i + 1} of {scenes}.") from exc
         consistent = consistent_field(network, inputs["insar_epochs_m"], inputs["los"], model_epoch_days(config),
@@ -563,9 +563,9 @@ def build_parser():
     p.add_argument("--dem", default="", help="DEM whose crops replace the fractal terrain")
     p.add_argument("--tracks", default="both", choices=TRACKS,
                    help="keep both tracks, or only asc or desc (the same scenes; two tracks against one)")
-    p.add_argument("--views", type=int, default=2, choices=(1, 2),
-                   help="2: the network on each scene and its east-west mirror image, averaged (as extraction "
-                        "runs it); 1: the network alone")
+    p.add_argument("--views", type=int, default=None, choices=(1, 2),
+                   help="2: the network on each scene and its east-west mirror image, averaged; 1: the network "
+                        "alone (default: as extraction runs it, 2)")
     p.add_argument("--csv", default="", help="write the long table here")
     p.add_argument("--report", default="", help="write the HTML report here")
     return p
@@ -593,7 +593,7 @@ def main(argv=None):
         from .report import write_html
         meta = {"model": args.model or BUNDLED_MODEL, "scenes": args.scenes, "seed": args.seed,
                 "recipe": args.recipe, "scene overrides": json.dumps(overrides), "tracks": args.tracks,
-                "network views": args.views}
+                "network views": args.views or "as extraction"}
         write_html(args.report, report_html(rows, keeper.examples, meta))
     print(summary_text(summarize(rows)))
     for method, label in (("cnn", "CNN output"), ("network", "network std head")):

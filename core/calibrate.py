@@ -27,6 +27,7 @@ import torch
 
 from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options
 from .configs import SceneConfig
+from .infer import predict_views
 from .metrics import within_sigma
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath
@@ -49,7 +50,6 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
     Of ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m``
     (the population the benchmark's calibration is judged on; all when there is none).
     """
-    from .infer import predict_views
     from .synthetic import SceneSampler
     from .train import batch_to_inputs
 

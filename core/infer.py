@@ -55,10 +55,14 @@ def predict_views(model, inputs, with_std: bool = False, views: int = VIEWS):
     if views not in (1, 2):
         raise ValueError(f"views must be 1 or 2, got {views}.")
     has_std = with_std and getattr(model, "std_head", None) is not None
-    first = model(inputs, with_std=True) if has_std else (model(inputs), None)
+
+    def run(view):
+        return model(view, with_std=True) if has_std else (model(view), None)
+
+    first = run(inputs)
     if views == 1:
         return first if with_std else first[0]
-    second = model(mirror_east_west(inputs), with_std=True) if has_std else (model(mirror_east_west(inputs)), None)
+    second = run(mirror_east_west(inputs))
     m1, m2 = first[0], mirror_field(second[0])
     mean = 0.5 * (m1 + m2)
     if not with_std:
@@ -169,8 +173,8 @@ def predict_scene(model, insar_epochs_m, los, dem_m, gnss_m, gnss_xy_m, pixel_m,
                 if prior is not None:
                     inputs.prior = prior[:, :, r:r + th, c:c + tw]
                 inputs = inputs.to(device)
-                pred = (torch.cat(predict_views(model, inputs, True, views), 1) if has_std
-                        else predict_views(model, inputs, False, views))
+                pred = predict_views(model, inputs, has_std, views)
+                pred = torch.cat(pred, 1) if has_std else pred
                 pred = pred * inputs.scale_m[:, None, None, None]
                 out[:, r:r + th, c:c + tw] += pred[0].double().cpu().numpy() * window
                 weight_sum[r:r + th, c:c + tw] += window

@@ -518,7 +518,7 @@ class Trainer:
                 measure_from = (self.time_fraction, clock_scenes)
             elif (measure_from is not None and self.session_scenes_estimate is None and self.optimizer_resumed
                   and self.time_fraction >= measure_from[0] + SHARE_MEASURE_FRACTION):
-                #: the scenes this session is expected to add (its rate times its budget)
+                # the scenes this session is expected to add (its rate times its budget)
                 self.session_scenes_estimate = ((clock_scenes - measure_from[1])
                                                 / (self.time_fraction - measure_from[0]))
                 self.session_peak = self.session_peak_factor(self.session_scenes_estimate, scenes_before)

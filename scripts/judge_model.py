@@ -31,7 +31,7 @@ RECIPES = ("classic", "stress", "realism", "multiscale")
 MEAN_TOLERANCE, LOS_MARGIN_M = 0.005, 0.02
 
 
-def judge_synthetic(model: str, seed: int, scenes: int, views: int) -> dict:
+def judge_synthetic(model: str, seed: int, scenes: int, views=None) -> dict:
     """Median mSSIM (E, N, U) of the CNN output per recipe, coverage, targets met, mean of 12."""
     from insar_gnss_3d.core import benchmark
     from insar_gnss_3d.core.calibrate import targets_met
@@ -88,12 +88,15 @@ def main(argv=None):
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
     p.add_argument("--seeds", default="777", help="comma-separated benchmark seeds; the first one judges")
     p.add_argument("--scenes", type=int, default=30, help="scenes per recipe and seed")
-    p.add_argument("--views", type=int, default=2, choices=(1, 2), help="network views (core.infer.predict_views)")
+    p.add_argument("--views", type=int, default=None, choices=(1, 2),
+                   help="network views (core.infer.predict_views; default: as extraction runs it)")
     p.add_argument("--illapel", action="store_true", help="also the Illapel figures (about a minute)")
     p.add_argument("--compare", default="", help="an earlier output of this script: print the rule's verdict")
     p.add_argument("--loo-limit-mm", type=float, default=111.0, help="rule 3's leave-one-out bar [mm]")
     args = p.parse_args(argv)
-    result = {"model": args.model or "bundled", "views": args.views, "scenes": args.scenes,
+    from insar_gnss_3d.core.infer import VIEWS
+
+    result = {"model": args.model or "bundled", "views": args.views or VIEWS, "scenes": args.scenes,
               "seeds": {s.strip(): judge_synthetic(args.model, int(s), args.scenes, args.views)
                         for s in args.seeds.split(",") if s.strip()}}
     if args.illapel:
