@@ -46,7 +46,8 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         "mechanisms, sigmoid slow slips, partial track coverage and dense to sparse networks; "
         "'classic' is the generator of model v1 (one uniform-slip thrust), the fixed old recipe "
         "whatever the model was trained on; 'multiscale' is 'realism' at pixel sizes of 0.5-4 km "
-        "(ruptures of 5-320 km) with up to 10 m of displacement. SCENE_OPTIONS (advanced, JSON) "
+        "(ruptures of 5-320 km) with up to 10 m of displacement; 'tensile' is 'classic' with every "
+        "source a sill or a dyke that opens, a source no model is trained on. SCENE_OPTIONS (advanced, JSON) "
         "overrides further scene-generator fields. "
         "DEVICE: auto (CUDA when present), cpu, cuda.<br>"
         "<b>OUTPUT_TABLE</b>: CSV, one row per scene, component and method: scene, component, "
@@ -62,7 +63,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
     RECIPE, SCENE_OPTIONS = "RECIPE", "SCENE_OPTIONS"
     OUTPUT_TABLE, REPORT = "OUTPUT_TABLE", "REPORT"
     DEVICES = DEVICES
-    RECIPES = ("model", "stress", "realism", "classic", "multiscale")
+    RECIPES = ("model", "stress", "realism", "classic", "multiscale", "tensile")
     MEDIAN = {c: f"CNN_MEDIAN_MSSIM_{c.upper()}" for c in COMPONENTS}
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -78,7 +79,7 @@ class BenchmarkModelAlgorithm(InsarGnssAlgorithm):
         recipe = QgsProcessingParameterEnum(
             self.RECIPE, "Scene generator (model = the model's own; stress = harsher, real relief; "
                          "realism = varied faults and coverage; classic = model v1's; "
-                         "multiscale = realism at 0.5-4 km pixels)",
+                         "multiscale = realism at 0.5-4 km pixels; tensile = sills and dykes)",
             list(self.RECIPES), defaultValue="model")
         recipe.setUsesStaticStrings(True)
         self.addParameter(recipe)

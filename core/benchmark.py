@@ -90,6 +90,7 @@ SIGNAL_THRESHOLD_M = 0.01
 #: the model file says: the fixed "old recipe" against which a model trained on ``realism``
 #: scenes is judged. ``stress`` is drawn on top of it.
 CLASSIC = {"heterogeneous_slip_fraction": 0.0, "multi_fault_fraction": 0.0, "other_mechanism_fraction": 0.0,
+           "tensile_fraction": 0.0,
            "sigmoid_slow_slip_fraction": 0.0, "partial_overlap_probability": 0.0,
            "decorrelated_fraction": (0.0, 0.3), "station_spacing_m": (15e3, 35e3),
            "random_station_subset": False, "pixel_m_range": (0.0, 0.0), "max_displacement_m": (1e-3, 1.0)}
@@ -101,7 +102,8 @@ RECIPES = {
                          "track_dropout_probability": 0.0},
                "dem": KYUSHU_DEM},
     "realism": {"scene": {"heterogeneous_slip_fraction": 0.5, "multi_fault_fraction": 0.3,
-                          "other_mechanism_fraction": 0.4, "sigmoid_slow_slip_fraction": 0.5,
+                          "other_mechanism_fraction": 0.4, "tensile_fraction": 0.0,
+                          "sigmoid_slow_slip_fraction": 0.5,
                           "partial_overlap_probability": 0.3, "decorrelated_fraction": (0.0, 0.5),
                           "station_spacing_m": (10e3, 60e3), "random_station_subset": True,
                           "pixel_m_range": (0.0, 0.0), "max_displacement_m": (1e-3, 1.0)},
@@ -112,6 +114,11 @@ RECIPES = {
 RECIPES["multiscale"] = {"scene": {**RECIPES["realism"]["scene"], "pixel_m_range": (500.0, 4000.0),
                                    "max_displacement_m": (1e-3, 10.0), "station_spacing_m": (10e3, 150e3)},
                          "dem": None}
+
+#: ``tensile``: the classic scenes with every fault a sill or a dyke that opens
+#: (``SceneConfig.tensile_fraction``): a source no recipe trains on, for judging a model
+#: beyond its training world (and the data-consistency step that bounds it).
+RECIPES["tensile"] = {"scene": {**CLASSIC, "tensile_fraction": 1.0}, "dem": None}
 
 #: Cancelling a benchmark raises the one :class:`.runtime.Cancelled`.
 BenchmarkCancelled = Cancelled
@@ -557,8 +564,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--recipe", default="model", choices=sorted(RECIPES),
-                   help="scene generator: the model's own, or 'stress' (10-30 mm atmosphere, "
-                        "real Kyushu relief, no track dropout)")
+                   help="scene generator: the model's own, 'classic' (model v1's), 'stress' (10-30 mm "
+                        "atmosphere, real Kyushu relief, no track dropout), 'realism', 'multiscale', or "
+                        "'tensile' (sills and dykes, a source no model trains on)")
     p.add_argument("--scene", default="{}", help="SceneConfig overrides as JSON (after the recipe)")
     p.add_argument("--dem", default="", help="DEM whose crops replace the fractal terrain")
     p.add_argument("--tracks", default="both", choices=TRACKS,

@@ -99,12 +99,20 @@ def slip_history(days, onset_day, duration_days, shape="ramp"):
 def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
     """A thrust on a shallow megathrust whose surface projection lies around the scene centre.
 
-    Unit slip; the caller scales it to the target maximum displacement.
+    Or another mechanism (``other_mechanism_fraction``), or a sill or dyke that opens
+    (``tensile_fraction``). Unit slip or opening; the caller scales it to the target maximum
+    displacement.
     """
     size_m = config.size_px * config.pixel_m
     other = config.other_mechanism_fraction > 0 and _scalar(gen, 0.0, 1.0, device) < config.other_mechanism_fraction
+    # drawn only when asked for, so that every other recipe keeps its scenes draw for draw
+    tensile = config.tensile_fraction > 0 and _scalar(gen, 0.0, 1.0, device) < config.tensile_fraction
     strike = _scalar(gen, 0.0, 360.0, device)
-    dip = _scalar(gen, *(config.other_dip_deg if other else config.dip_deg), device)
+    if tensile:
+        sill = _scalar(gen, 0.0, 1.0, device) < 0.5
+        dip = _scalar(gen, *(config.sill_dip_deg if sill else config.dyke_dip_deg), device)
+    else:
+        dip = _scalar(gen, *(config.other_dip_deg if other else config.dip_deg), device)
     length = _scalar(gen, *config.length_m, device)
     width = _scalar(gen, *config.width_m, device)
     depth = _scalar(gen, *config.top_depth_m, device)
@@ -118,9 +126,12 @@ def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
     north = cy + half_horizontal * math.sin(s)
     if dip == 0.0 and depth == 0.0:
         depth = 1.0                      # Okada's horizontal fault needs some depth
+    rake = _scalar(gen, *(config.other_rake_deg if other else config.rake_deg), device)
+    if tensile:                          # unit opening, no shear slip (the rake is then moot)
+        return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
+                     width=width, rake=rake, slip=0.0, opening=1.0)
     return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
-                 width=width, rake=_scalar(gen, *(config.other_rake_deg if other else config.rake_deg), device),
-                 slip=1.0)
+                 width=width, rake=rake, slip=1.0)
 
 
 def subdivide_fault(fault: Fault, along: int, down: int, weights=None):
@@ -552,6 +563,7 @@ REALISM = {
     "heterogeneous_slip_fraction": 0.5,
     "multi_fault_fraction": 0.3,
     "other_mechanism_fraction": 0.4,
+    "tensile_fraction": 0.0,
     "sigmoid_slow_slip_fraction": 0.5,
     "partial_overlap_probability": 0.3,
     "decorrelated_fraction": (0.0, 0.5),

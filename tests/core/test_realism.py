@@ -126,3 +126,53 @@ def test_the_classic_recipe_turns_every_realism_option_off():
     assert all(overrides[k] == getattr(defaults, k) for k in overrides)
     assert SceneConfig.from_dict({**SceneConfig(**REALISM).to_dict(), **overrides}) == defaults
     assert {k: RECIPES["stress"]["scene"][k] for k in REALISM} == overrides
+
+
+def test_tensile_scenes_are_sills_and_dykes_that_open_and_the_others_draw_nothing_more():
+    from insar_gnss_3d.core.synthetic import sample_fault
+
+    cfg = SceneConfig(size_px=24, tensile_fraction=1.0)
+    batch = SceneSampler(cfg, seed=2).sample(16)
+    faults = batch.faults
+    assert all(f.slip == 0.0 and f.opening > 0.0 for f in faults)
+    sills = [f for f in faults if cfg.sill_dip_deg[0] <= f.dip <= cfg.sill_dip_deg[1]]
+    dykes = [f for f in faults if cfg.dyke_dip_deg[0] <= f.dip <= cfg.dyke_dip_deg[1]]
+    assert len(sills) + len(dykes) == len(faults) and len(sills) >= 3 and len(dykes) >= 3
+    # the truth is the opening's own field (Okada's tensile solution), scaled like every source
+    sampler = SceneSampler(cfg, seed=2)
+    for i in range(4):
+        s = scene_arrays(batch, i)
+        truth = _field(s.sources, sampler.pixel_x.numpy(), sampler.pixel_y.numpy())
+        np.testing.assert_allclose(s.truth_m, truth, rtol=1e-4, atol=1e-6 * np.abs(truth).max())
+    # an opening sill lifts the ground above it: up dominates over its centre
+    sill = Fault(east=12e3, north=-12e3, depth=4e3, strike=0.0, dip=0.0, length=6e3, width=6e3, rake=0.0,
+                 slip=0.0, opening=1.0)
+    above = _field(sill, [15e3], [-12e3])[:, 0]       # its centre: half the width east (down-dip) of the top edge
+    assert above[2] > 0.1 and above[2] > 5 * np.abs(above[:2]).max()
+    # tensile_fraction 0 (every training recipe) draws exactly what it drew before the option
+    gen_a, gen_b = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    plain = SceneConfig(**REALISM)
+    sample_fault(gen_a, plain)
+    sample_fault(gen_b, SceneConfig(**{**REALISM, "tensile_fraction": 1e-12}))
+    assert not torch.equal(gen_a.get_state(), gen_b.get_state())   # a fraction > 0 draws one number more
+    gen_c = torch.Generator().manual_seed(9)
+    sample_fault(gen_c, plain)
+    assert torch.equal(gen_a.get_state(), gen_c.get_state())
+
+
+def test_the_robustness_cases_are_valid_scene_configurations_outside_training():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from robustness_sweep import CASES, case_overrides
+
+    from insar_gnss_3d.core.benchmark import recipe_options
+
+    classic, _ = recipe_options("classic")
+    for name in CASES:
+        overrides, _ = case_overrides(name)
+        config = SceneConfig.from_dict({**SceneConfig().to_dict(), **overrides})     # validates every range
+        changed = {k for k in overrides if overrides[k] != classic.get(k, getattr(SceneConfig(), k))}
+        assert bool(changed) == (name != "classic (reference)"), name
+        assert config.pixel_m == 1000.0
