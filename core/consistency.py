@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .features import MIN_SCALE_M
-from .joint import JointResult, estimate_scene, los_residual_rms, solve_tracks
+from .joint import JointResult, estimate_scene, los_residual_rms, solve_tracks, values_at_stations
 
 #: The network's standard deviation as a fraction of P99(|component|), per component (east,
 #: north, up): chosen so that 68 % of pixels of 24 held-out scenes of the model recipe with
@@ -165,6 +165,12 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     result.quality["dead_zone_noise_units"] = width
     for track, rms in zip(used, residuals):
         track["los_residual_rms_m"] = rms          # of the output as written
+    # the stations' residuals, too, are those of the output as written (the joint step gave
+    # them for its estimate before the low-pass and any narrowing of the dead zone)
+    at, at_std = values_at_stations(output, gnss_xy_m, pixel_m), values_at_stations(std, gnss_xy_m, pixel_m)
+    for station, value, sigma in zip(result.quality["stations"], at, at_std):
+        station["residual_m"] = [float(v) for v in value - np.asarray(station["gnss_m"], dtype=np.float64)]
+        station["output_std_m"] = [float(v) for v in sigma]
     return result
 
 

@@ -239,6 +239,19 @@ def solve_tracks(observations, prior_m, prior_std_m, dead_zone: float = 0.0, sca
     return estimate, std, scale
 
 
+def values_at_stations(field_m, xy_m, pixel_m: float) -> np.ndarray:
+    """(S, C) values of a (C, H, W) field at stations ``xy_m`` (S, 2) in the scene frame [m].
+
+    Bilinear between pixel centres (:func:`.track_reduction.sample_bilinear`); next to gaps
+    and edges the value of the station's own pixel; NaN off the grid.
+    """
+    field = np.asarray(field_m, dtype=np.float64)
+    xy = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
+    if not len(xy):
+        return np.zeros((0, field.shape[0]))
+    return _window_values(field, -xy[:, 1] / pixel_m, xy[:, 0] / pixel_m, 0).T
+
+
 def dead_zone_observation(los_m, unit, noise_m, prior_m, width: float):
     """A track's LOS with the prior's misfit shrunk by ``width`` noise units (a dead zone).
 
@@ -498,7 +511,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     for q in track_q:
         if q.get("used"):
             q["los_residual_rms_m"] = los_residual_rms(estimate, q.pop("_los"), q.pop("_unit"))
-    at = _window_values(estimate, rows_s, cols_s, 0).T if len(xy) else np.zeros((0, 3))
+    at = values_at_stations(estimate, xy, pixel_m)
     stations = [{"station": names[i], "x_m": float(xy[i, 0]), "y_m": float(xy[i, 1]),
                  "gnss_m": [float(v) for v in net[i]], "sigma_m": [float(v) for v in net_sigma[i]],
                  "residual_m": [float(v) for v in at[i] - net[i]]} for i in range(len(xy))]

@@ -164,6 +164,15 @@ def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, sc
         written = los_residual_rms(result.estimate_m, los_m, unit)
         assert track["los_residual_rms_m"] == pytest.approx(written, rel=1e-12)
         assert written <= noise_m + LOS_RESIDUAL_MARGIN_M
+    # the stations' residuals are those of the output as written, with its sigma there
+    from insar_gnss_3d.core.joint import values_at_stations
+    at = values_at_stations(result.estimate_m, prepared.gnss_xy_m, prepared.grid.pixel_size)
+    at_std = values_at_stations(result.std_m, prepared.gnss_xy_m, prepared.grid.pixel_size)
+    stations = result.quality["stations"]
+    assert len(stations) == len(prepared.gnss_xy_m) > 3
+    for st, value, sigma in zip(stations, at, at_std):
+        np.testing.assert_allclose(st["residual_m"], value - np.asarray(st["gnss_m"]), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(st["output_std_m"], sigma, rtol=0, atol=1e-12)
     # the network as it is explains the tracks with the default zone, which is kept
     kept = step(3.0, network)
     assert kept.quality["dead_zone_noise_units"] == 3.0 and not any("narrowed" in n for n in kept.notes)

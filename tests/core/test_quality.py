@@ -66,3 +66,23 @@ def test_coverage_at_stations_counts_components_within_their_sigma():
     assert cov["cnn"] == (pytest.approx(1 / 3), pytest.approx(2 / 3), 3)
     assert cov["joint"] == (0.5, 0.5, 2)                # the NaN component is not counted
     assert np.isnan(cov["interpolation"][0]) and cov["interpolation"][2] == 0
+
+
+def test_station_agreement_counts_components_within_two_combined_sigmas():
+    from insar_gnss_3d.core.quality import station_agreement_notes, station_z
+
+    def station(residual_mm, sigma_mm=3.0, output_std_mm=4.0):
+        return {"station": "S", "gnss_m": [0.1, 0.1, 0.1], "residual_m": [1e-3 * r for r in residual_mm],
+                "sigma_m": [1e-3 * sigma_mm] * 3, "output_std_m": [1e-3 * output_std_mm] * 3}
+
+    # combined sigma 5 mm: 9 mm is within two, 11 mm is not
+    np.testing.assert_allclose(station_z(station([9.0, -11.0, 0.0])), [1.8, 2.2, 0.0])
+    good = station_agreement_notes([station([9.0, -11.0, 0.0]), station([1.0, 2.0, 3.0])])
+    assert len(good) == 1 and good[0].level == "info"
+    assert "5 of 6 station components" in good[0].text and "east/north/up 5.0/6.5/1.5 mm" in good[0].text
+    bad = station_agreement_notes([station([30.0, -40.0, 12.0]), station([1.0, 2.0, 3.0])])
+    assert bad[0].level == "warning" and "3 of 6" in bad[0].text and "combineinsargnss" in bad[0].text
+    # a station without sigmas (older files) and a NaN component are left out; none usable: no note
+    assert station_agreement_notes([{"station": "X", "gnss_m": [0, 0, 0], "residual_m": [1.0, 1.0, 1.0]}]) == []
+    nan = station([float("nan"), 1.0, 1.0])
+    assert "2 of 2 station components" in station_agreement_notes([nan])[0].text
