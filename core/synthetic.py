@@ -127,11 +127,9 @@ def sample_fault(gen, config: SceneConfig, device="cpu") -> Fault:
     if dip == 0.0 and depth == 0.0:
         depth = 1.0                      # Okada's horizontal fault needs some depth
     rake = _scalar(gen, *(config.other_rake_deg if other else config.rake_deg), device)
-    if tensile:                          # unit opening, no shear slip (the rake is then moot)
-        return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
-                     width=width, rake=rake, slip=0.0, opening=1.0)
+    slip, opening = (0.0, 1.0) if tensile else (1.0, 0.0)      # a sill or dyke only opens: rake moot
     return Fault(east=east, north=north, depth=depth, strike=strike, dip=dip, length=length,
-                 width=width, rake=rake, slip=1.0)
+                 width=width, rake=rake, slip=slip, opening=opening)
 
 
 def subdivide_fault(fault: Fault, along: int, down: int, weights=None):
