@@ -72,7 +72,7 @@ MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.c
 #: Columns of the training history (one entry per validation point).
 HISTORY_KEYS = ("session", "epoch", "scenes_seen", "minutes", "train_loss", "val_loss", "val_mssim_east",
                 "val_mssim_north", "val_mssim_up", "val_nll", "val_within_1sigma", "val_within_2sigma",
-                "seconds")
+                "seconds", "validation_seed")
 
 
 def batch_to_inputs(batch, scene: SceneConfig):
@@ -215,10 +215,14 @@ class Trainer:
         self.sampler = SceneSampler(self.scene, seed=cfg.seed + 1 + self.rank, device=self.device,
                                     dem_m=dem_m, stations_xy_m=stations_xy_m)
         self.validation = None
+        # a resumed campaign keeps its first session's validation scenes (comparable history):
+        # every checkpoint carries their seed. Older checkpoints carry only the seed of the
+        # session that wrote them, which is the campaign's only until a session of another
+        # --seed resumes it (that session's validation points are labelled with their seed)
+        self.validation_seed = int(state["validation_seed"]) if "validation_seed" in state else (
+            int(json.loads(state["config"]).get("seed", cfg.seed)) if "config" in state else cfg.seed)
         if self.rank == 0:
-            # a resumed campaign keeps its first session's validation scenes (comparable history)
-            seed = int(json.loads(state["config"]).get("seed", cfg.seed)) if "config" in state else cfg.seed
-            val = SceneSampler(self.scene, seed=10_000_019 + seed, device=self.device,
+            val = SceneSampler(self.scene, seed=10_000_019 + self.validation_seed, device=self.device,
                                dem_m=dem_m, stations_xy_m=stations_xy_m)
             self.validation = [batch_to_inputs(val.sample(min(16, cfg.validation_samples - i)), self.scene)
                                for i in range(0, cfg.validation_samples, 16)]
@@ -267,7 +271,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "generator": self.sampler.generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": self.history,
-                "config": json.dumps(asdict(self.cfg))}
+                "validation_seed": self.validation_seed, "config": json.dumps(asdict(self.cfg))}
 
     def save_checkpoint(self):
         """Model, optimiser, schedule, scaler, generator state and history, atomically."""
@@ -453,6 +457,7 @@ class Trainer:
         for k in ("nll", "within_1sigma", "within_2sigma"):
             h[f"val_{k}"].append(mssim.get(k))
         h["seconds"].append(seconds)
+        h["validation_seed"].append(self.validation_seed)
 
     def _shared_clock(self, start, budget_s):
         """(time fraction spent, stop?) by rank 0's clock and stop flag, the same on every rank."""

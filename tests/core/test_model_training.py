@@ -252,6 +252,23 @@ def test_timed_sessions_resume_the_campaign_and_improve_validation(tmp_path):
     assert payload["validation"]["val_loss"] == points2[-1]["val_loss"]
 
 
+def test_sessions_of_other_seeds_validate_on_the_campaign_s_first_scenes(tmp_path):
+    """Sessions resumed with another --seed (make train passes none) keep validating on the
+    scenes of the campaign's first session, and every history point names its validation seed."""
+    import json
+    Trainer(campaign_config(tmp_path, seed=11, minutes=0.02)).fit()
+    second = Trainer(campaign_config(tmp_path, seed=0, minutes=0.02))
+    assert second.validation_seed == 11
+    second.fit()
+    third = Trainer(campaign_config(tmp_path, seed=5, minutes=0.02))
+    assert third.validation_seed == 11
+    reference = Trainer(campaign_config(tmp_path / "fresh", seed=11, minutes=0.02, resume=False))
+    for (a, _), (b, _) in zip(third.validation, reference.validation):
+        assert torch.equal(a.insar, b.insar) and torch.equal(a.gnss, b.gnss)
+    points = json.loads((tmp_path / "history.json").read_text())["points"]
+    assert {p["validation_seed"] for p in points} == {11} and len({p["session"] for p in points}) == 2
+
+
 def test_a_resumed_campaign_keeps_its_learning_rate_unless_told_otherwise(tmp_path):
     from insar_gnss_3d.core.train import campaign_learning_rate
     assert campaign_learning_rate(str(tmp_path)) == TrainConfig.learning_rate       # no campaign yet
