@@ -4,7 +4,8 @@
 writes ``resources/models/history.json``: one record per validation point (session, scenes
 seen, wall minutes, train loss, validation loss, validation mSSIM east/north/up on the
 campaign's fixed validation scenes; for a network with a std head its Gaussian NLL and the
-fractions of errors within one and two sigma). This prints, as Markdown, the first point and the end of
+fractions of errors within one and two sigma; the seed of the validation scenes, so that points
+on other scenes are not compared). This prints, as Markdown, the first point and the end of
 every session (``--all``: every point), then one summary line, so the README quotes the
 history instead of numbers typed by hand:
 
@@ -25,7 +26,8 @@ COLUMNS = (("session", "session", "{}"), ("scenes_seen", "scenes seen", "{:,}"),
            ("val_loss", "val loss", "{:.4f}"), ("val_mssim_east", "val mSSIM E", "{:.3f}"),
            ("val_mssim_north", "val mSSIM N", "{:.3f}"), ("val_mssim_up", "val mSSIM U", "{:.3f}"),
            ("val_nll", "std head NLL", "{:.3f}"), ("val_within_1sigma", "within 1 sigma", "{:.3f}"),
-           ("val_within_2sigma", "within 2 sigma", "{:.3f}"))
+           ("val_within_2sigma", "within 2 sigma", "{:.3f}"),
+           ("validation_seed", "validation seed", "{}"))
 
 
 def selected_points(points, every=False):

@@ -37,3 +37,6 @@ def test_table_has_the_first_point_and_each_session_end(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "model_card.py"), "--history", str(path)],
                          capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[:5] == table[:5]
+    assert rows[0].endswith("| — |")                                # older points name no validation seed
+    history["points"][-1]["validation_seed"] = 2031
+    assert _card().markdown_table(history).splitlines()[4].endswith("| 2031 |")
