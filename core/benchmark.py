@@ -481,6 +481,11 @@ def summarize(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M) -> 
     return out
 
 
+def strong_summary(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M) -> Dict[tuple, dict]:
+    """:func:`summarize`'s figures over the scenes above ``threshold_m``, keyed by (method, component)."""
+    return {(s["method"], s["component"]): s for s in summarize(rows, threshold_m) if s["subset"] != "all"}
+
+
 def summary_text(summary: Sequence[dict]) -> str:
     """The summary as a plain-text table (what the command line prints)."""
     header = (f"{'subset':<14}{'method':<15}{'scenes':>7}  "

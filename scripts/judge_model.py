@@ -41,10 +41,9 @@ def judge_synthetic(model: str, seed: int, scenes: int, views=None) -> dict:
         overrides, dem = benchmark.recipe_options(name)
         rows = benchmark.run_benchmark(model or None, scenes, seed, "cpu", None, None, overrides, dem_path=dem,
                                        views=views)
-        strong = {r["component"]: r["median_mssim"] for r in benchmark.summarize(rows)
-                  if r["subset"] != "all" and r["method"] == "cnn"}
+        strong = benchmark.strong_summary(rows)
         within = benchmark.calibration(rows)
-        out["recipes"][name] = {"median_mssim": [strong[c] for c in benchmark.COMPONENTS],
+        out["recipes"][name] = {"median_mssim": [strong["cnn", c]["median_mssim"] for c in benchmark.COMPONENTS],
                                 "within_sigma": within, "targets_met": targets_met(within)}
         print(f"seed {seed} {name}: {out['recipes'][name]}", file=sys.stderr, flush=True)
     out["targets_met"] = sum(r["targets_met"] for r in out["recipes"].values())

@@ -55,13 +55,12 @@ def case_figures(rows) -> dict:
     """Medians (E, N, U) per method over the scenes > 10 mm, and the CNN's paired wins over the peers."""
     from insar_gnss_3d.core import benchmark
 
-    strong = [s for s in benchmark.summarize(rows) if s["subset"] != "all"]
-    out = {"scenes": strong[0]["scenes"], "median": {}, "cnn_wins": {}}
+    strong = benchmark.strong_summary(rows)
+    out = {"scenes": strong["cnn", "east"]["scenes"], "median": {}, "cnn_wins": {}}
     for method in benchmark.METHODS:
-        mine = {s["component"]: s for s in strong if s["method"] == method}
-        out["median"][method] = [mine[c]["median_mssim"] for c in benchmark.COMPONENTS]
+        out["median"][method] = [strong[method, c]["median_mssim"] for c in benchmark.COMPONENTS]
         if method in PEERS:
-            out["cnn_wins"][method] = [mine[c]["cnn_wins"] for c in benchmark.COMPONENTS]
+            out["cnn_wins"][method] = [strong[method, c]["cnn_wins"] for c in benchmark.COMPONENTS]
     return out
 
 
