@@ -78,6 +78,8 @@ COLUMNS = ("scene", "component", "max_abs_truth_m", "method", "mssim", "rmse_m",
 SEED_OFFSET = 500_000_003
 #: The summary also reports scenes whose largest |displacement| exceeds this [m].
 SIGNAL_THRESHOLD_M = 0.01
+#: Scene options that define the network's input: the benchmark takes them from the model file.
+MODEL_INPUT_OPTIONS = ("model_epochs", "gnss_days", "pixel_m")
 
 #: Generator recipes. ``model``: the model's own scene configuration. ``stress``: the
 #: ``classic`` generator with atmosphere from the upper third of the training range (10-30
@@ -145,11 +147,39 @@ class SceneResult:
 
 
 def recipe_options(name: str):
-    """(scene overrides, DEM path or None) of a named recipe in :data:`RECIPES`."""
+    """(scene overrides, DEM path or None) of a named recipe in :data:`RECIPES`.
+
+    Every recipe but ``model`` sets every scene option except the network's inputs
+    (:data:`MODEL_INPUT_OPTIONS`), at :class:`.configs.SceneConfig`'s default where the recipe
+    is silent: it draws the same scenes whatever the model file's training scenes were (their
+    size, track dropout, atmosphere), so that models trained on other scenes are judged alike.
+    """
+    from .configs import SceneConfig
+
     if name not in RECIPES:
         raise ValueError(f"Unknown generator recipe {name!r}; choose one of {', '.join(RECIPES)}.")
     recipe = RECIPES[name]
-    return dict(recipe["scene"]), recipe["dem"]
+    if name == "model":
+        return dict(recipe["scene"]), recipe["dem"]
+    defaults = {k: v for k, v in SceneConfig().to_dict().items() if k not in MODEL_INPUT_OPTIONS}
+    return {**defaults, **recipe["scene"]}, recipe["dem"]
+
+
+def scene_for(model_scene, overrides: Optional[dict] = None):
+    """The :class:`.configs.SceneConfig` of the scenes a model is scored on.
+
+    ``model_scene`` (the model file's) under ``overrides`` (a recipe's, :func:`recipe_options`,
+    and the user's). The network's inputs (:data:`MODEL_INPUT_OPTIONS`) must stay the model's.
+    """
+    from .configs import SceneConfig
+
+    overrides = dict(overrides or {})
+    fixed = {k: overrides[k] for k in MODEL_INPUT_OPTIONS
+             if k in overrides and overrides[k] != getattr(model_scene, k)}
+    if fixed:
+        raise ValueError(f"Scene options {sorted(fixed)} define the network's input and must "
+                         f"stay as in the model ({', '.join(f'{k}={getattr(model_scene, k)}' for k in fixed)}).")
+    return SceneConfig.from_dict({**model_scene.to_dict(), **overrides})
 
 
 def cnn_inputs(batch, scene):
@@ -371,7 +401,6 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
     from .consistency import consistent_field
     from .infer import VIEWS, InferenceCancelled, predict_scene
     from .modelfile import load_model
-    from .configs import SceneConfig
     from .synthetic import SceneSampler, model_epoch_days, scene_arrays
     from .runtime import select_device
 
@@ -387,13 +416,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         raise ValueError(f"The bundled model {path} is missing; pass a model file (train one "
                          "with python -m insar_gnss_3d.core.train or the trainmodel algorithm).")
     model, scene, _ = load_model(path, device=dev)
-    overrides = dict(scene_overrides or {})
-    fixed = {k: overrides[k] for k in ("model_epochs", "gnss_days", "pixel_m")
-             if k in overrides and overrides[k] != getattr(scene, k)}
-    if fixed:
-        raise ValueError(f"Scene options {sorted(fixed)} define the network's input and must "
-                         f"stay as in the model ({', '.join(f'{k}={getattr(scene, k)}' for k in fixed)}).")
-    config = SceneConfig.from_dict({**scene.to_dict(), **overrides})
+    config = scene_for(scene, scene_overrides)
     dem = None
     if dem_path:
         dem, _ = dem_for_scenes(dem_path, config.pixel_m)

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options
+from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options, scene_for
 from .configs import SceneConfig
 from .infer import predict_views
 from .metrics import within_sigma
@@ -138,8 +138,7 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
     for k, name in enumerate(recipes):
         overrides, dem_path = recipe_options(name)
         dem = dem_for_scenes(dem_path, scene.pixel_m)[0] if dem_path else None
-        parts.append(normalised_errors(model, SceneConfig.from_dict({**scene.to_dict(), **overrides}),
-                                       scenes, seed + k, dem_m=dem))
+        parts.append(normalised_errors(model, scene_for(scene, overrides), scenes, seed + k, dem_m=dem))
     z = np.concatenate(parts, axis=1)
     factors = std_scale_factors(z, current)
     before = coverage(z)

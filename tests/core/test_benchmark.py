@@ -112,6 +112,25 @@ def test_overrides_that_change_the_network_input_are_refused(model_path):
         B.recipe_options("gentle")
 
 
+def test_named_recipes_draw_the_same_scenes_whatever_the_model_trained_on():
+    """A model trained on 128 px scenes with one track dropped in half of them is judged on the
+    same scenes as one trained on the defaults; only the network's inputs come from the model."""
+    from insar_gnss_3d.core.configs import SceneConfig
+
+    plain = SceneConfig(model_epochs=8)
+    other = SceneConfig(model_epochs=8, size_px=128, track_dropout_probability=0.5,
+                        turbulence_sigma_m=(0.02, 0.05), heterogeneous_slip_fraction=0.5)
+    for name in B.RECIPES:
+        overrides, _ = B.recipe_options(name)
+        a, b = B.scene_for(plain, overrides), B.scene_for(other, overrides)
+        assert (a == b) == (name != "model"), name
+        assert a.model_epochs == b.model_epochs == 8
+    assert B.scene_for(other, B.recipe_options("classic")[0]).size_px == 64
+    assert B.scene_for(other, B.recipe_options("model")[0]) == other
+    with pytest.raises(ValueError, match="pixel_m"):
+        B.scene_for(plain, {"pixel_m": 500.0})
+
+
 def test_stress_recipe_uses_real_relief_and_both_tracks(model_path):
     overrides, dem = B.recipe_options("stress")
     kept = []

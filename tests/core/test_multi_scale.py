@@ -81,7 +81,8 @@ def test_multi_scale_scenes_refuse_a_dem_of_one_pixel_size():
 def test_the_recipes_set_the_pixel_range_themselves():
     """realism and classic stay at one pixel whatever the model was trained on; multiscale varies it."""
     from insar_gnss_3d.core.benchmark import recipe_options
-    assert recipe_options("multiscale") == (MULTI_SCALE, None)
+    overrides, dem = recipe_options("multiscale")
+    assert SceneConfig.from_dict(overrides) == SceneConfig(**MULTI_SCALE) and dem is None
     for name in ("classic", "stress", "realism"):
         assert recipe_options(name)[0]["pixel_m_range"] == (0.0, 0.0)
     assert REALISM["max_displacement_m"] == (1e-3, 1.0) and MULTI_SCALE["max_displacement_m"] == (1e-3, 10.0)
