@@ -509,6 +509,43 @@ def strong_summary(rows: Sequence[dict], threshold_m: float = SIGNAL_THRESHOLD_M
     return {(s["method"], s["component"]): s for s in summarize(rows, threshold_m) if s["subset"] != "all"}
 
 
+#: Bins of the scene's largest |displacement| [m] for :func:`by_displacement` (the paper's curve).
+DISPLACEMENT_BINS_M = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, math.inf)
+
+
+def by_displacement(rows: Sequence[dict], edges_m: Sequence[float] = DISPLACEMENT_BINS_M,
+                    methods: Sequence[str] = ("cnn", "joint", "interpolation")) -> List[dict]:
+    """Median mSSIM per bin of the scene's largest |displacement| (``max_abs_scene_m``).
+
+    One dict per non-empty bin: ``low_m``, ``high_m``, ``scenes`` and ``median_mssim``
+    ``{method: (east, north, up)}`` (NaN where a method scored no scene of the bin).
+    """
+    out = []
+    for low, high in zip(edges_m[:-1], edges_m[1:]):
+        keep = [r for r in rows if low < r["max_abs_scene_m"] <= high]
+        if not keep:
+            continue
+        medians = {m: tuple(_median([r["mssim"] for r in keep if r["method"] == m and r["component"] == c
+                                     and math.isfinite(r["mssim"])]) for c in COMPONENTS) for m in methods}
+        out.append({"low_m": low, "high_m": high, "scenes": len({r["scene"] for r in keep}),
+                    "median_mssim": medians})
+    return out
+
+
+def by_displacement_text(bins: Sequence[dict]) -> str:
+    """:func:`by_displacement` as a plain-text table, median mSSIM E/N/U per method."""
+    if not bins:
+        return ""
+    methods = list(bins[0]["median_mssim"])
+    lines = [f"{'largest |displacement|':<24}{'scenes':>7}  " + "".join(f"{m + ' E/N/U':>22}" for m in methods)]
+    for b in bins:
+        span = (f"> {1e3 * b['low_m']:g} mm" if math.isinf(b["high_m"])
+                else f"{1e3 * b['low_m']:g}-{1e3 * b['high_m']:g} mm")
+        cells = "".join(f"{'/'.join(f'{v:.2f}' for v in b['median_mssim'][m]):>22}" for m in methods)
+        lines.append(f"{span:<24}{b['scenes']:>7}  {cells}")
+    return "\n".join(lines)
+
+
 def summary_text(summary: Sequence[dict]) -> str:
     """The summary as a plain-text table (what the command line prints)."""
     header = (f"{'subset':<14}{'method':<15}{'scenes':>7}  "
@@ -632,6 +669,8 @@ def main(argv=None):
                 "network views": args.views or "as extraction"}
         write_html(args.report, report_html(rows, keeper.examples, meta))
     print(summary_text(summarize(rows)))
+    print("Median mSSIM by the scene's largest |displacement|:")
+    print(by_displacement_text(by_displacement(rows)))
     for method, label in (("cnn", "CNN output"), ("network", "network std head")):
         cal = calibration(rows, method=method)
         if any(math.isfinite(a) for a, _ in cal.values()):

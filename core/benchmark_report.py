@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .benchmark import (COMPONENTS, METHODS, SIGNAL_THRESHOLD_M, SceneResult, calibration, summarize)
+from .benchmark import (COMPONENTS, METHODS, SIGNAL_THRESHOLD_M, SceneResult, by_displacement, calibration, summarize)
 
 
 _STYLE = {"cnn": ("#d62728", "o", "CNN (InSAR + GNSS, data-consistent)"),
@@ -174,6 +174,19 @@ def report_html(rows: Sequence[dict], examples: Sequence[SceneResult] = (), meta
                   "min of the truth component, pixels where the method has no value left out "
                   "(see coverage in the table file). x: the largest |truth| of that component.",
                   "note"),
+    ]
+    bins = by_displacement(rows)
+    if bins:
+        methods = list(bins[0]["median_mssim"])
+        parts += [html_table(["largest |displacement| [mm]", "scenes"]
+                             + [f"{m} {c}" for m in methods for c in COMPONENTS],
+                             [[f"> {1e3 * b['low_m']:g}" if math.isinf(b["high_m"])
+                               else f"{1e3 * b['low_m']:g}-{1e3 * b['high_m']:g}", b["scenes"]]
+                              + [v for m in methods for v in b["median_mssim"][m]] for b in bins],
+                             float_format=".2f"),
+                  paragraph("The same curve in numbers: median mSSIM of the scenes whose largest |displacement| "
+                            "of any component falls in each bin.", "note")]
+    parts += [
         "<h2>Summary</h2>", html_table(header, table_rows, float_format=".3f"),
         paragraph(f"Medians over the scenes where the method gave a value ('scored'); "
                   f"'{1e3 * threshold_m:g} mm' selects scenes whose largest |displacement| of any "

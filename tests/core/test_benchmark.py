@@ -237,6 +237,26 @@ def test_report_embeds_the_figure_summary_and_examples(two_scenes):
     assert text.count("data:image/png;base64,") == 2 + len(keeper.examples)
     assert "median mSSIM east" in text and "max &gt; 10 mm" in text and "tiny.pt" in text
     assert "Calibration of the CNN" in text
+    assert "largest |displacement| [mm]" in text and "<td>100-300</td>" in text    # scene 2 has 281 mm
+
+
+def test_by_displacement_gives_each_bin_its_scenes_medians():
+    """Scenes binned by their largest |displacement|; medians per method and component;
+    scenes below the first edge and methods that scored nothing are left out / NaN."""
+    rows = []
+    for scene, (max_m, score) in enumerate([(0.005, 0.9), (0.02, 0.2), (0.025, 0.4), (0.5, 0.8), (5.0, 0.7)]):
+        for comp in B.COMPONENTS:
+            rows.append({"scene": scene, "component": comp, "method": "cnn", "max_abs_scene_m": max_m,
+                         "mssim": score + (0.1 if comp == "up" else 0.0)})
+            rows.append({"scene": scene, "component": comp, "method": "joint", "max_abs_scene_m": max_m,
+                         "mssim": float("nan") if max_m > 1 else score - 0.1})
+    bins = B.by_displacement(rows, methods=("cnn", "joint"))
+    assert [(b["low_m"], b["high_m"], b["scenes"]) for b in bins] == [(0.01, 0.03, 2), (0.3, 1.0, 1), (3.0, math.inf, 1)]
+    assert_allclose(bins[0]["median_mssim"]["cnn"], (0.3, 0.3, 0.4))
+    assert_allclose(bins[0]["median_mssim"]["joint"], (0.2, 0.2, 0.2))
+    assert all(math.isnan(v) for v in bins[2]["median_mssim"]["joint"])
+    text = B.by_displacement_text(bins)
+    assert "10-30 mm" in text and "> 3000 mm" in text and "0.30/0.30/0.40" in text
 
 
 def test_calibration_counts_the_cnn_pixels_within_its_std(two_scenes):
