@@ -517,32 +517,52 @@ def by_displacement(rows: Sequence[dict], edges_m: Sequence[float] = DISPLACEMEN
                     methods: Sequence[str] = ("cnn", "joint", "interpolation")) -> List[dict]:
     """Median mSSIM per bin of the scene's largest |displacement| (``max_abs_scene_m``).
 
-    One dict per non-empty bin: ``low_m``, ``high_m``, ``scenes`` and ``median_mssim``
-    ``{method: (east, north, up)}`` (NaN where a method scored no scene of the bin).
+    One dict per non-empty bin: ``low_m``, ``high_m``, ``scenes``, and per method
+    ``median_mssim`` (east, north, up) over the scenes it scored, ``scored`` (scenes with an
+    east value) and ``cnn_wins`` (east, north, up): the share of those scenes where the CNN's
+    mSSIM is higher (NaN for the CNN). A peer that scores only some scenes (interpolation
+    needs three stations) has its median over those, so compare through ``cnn_wins``.
     """
+    score = {(r["scene"], r["component"], r["method"]): r["mssim"] for r in rows}
     out = []
     for low, high in zip(edges_m[:-1], edges_m[1:]):
-        keep = [r for r in rows if low < r["max_abs_scene_m"] <= high]
-        if not keep:
+        scenes = sorted({r["scene"] for r in rows if low < r["max_abs_scene_m"] <= high})
+        if not scenes:
             continue
-        medians = {m: tuple(_median([r["mssim"] for r in keep if r["method"] == m and r["component"] == c
-                                     and math.isfinite(r["mssim"])]) for c in COMPONENTS) for m in methods}
-        out.append({"low_m": low, "high_m": high, "scenes": len({r["scene"] for r in keep}),
-                    "median_mssim": medians})
+        entry = {"low_m": low, "high_m": high, "scenes": len(scenes), "median_mssim": {}, "scored": {},
+                 "cnn_wins": {}}
+        for m in methods:
+            values = [[(score[s, c, "cnn"], score[s, c, m]) for s in scenes
+                       if math.isfinite(score.get((s, c, m), math.nan))] for c in COMPONENTS]
+            entry["median_mssim"][m] = tuple(_median([v for _, v in pairs]) for pairs in values)
+            entry["scored"][m] = len(values[0])
+            entry["cnn_wins"][m] = tuple(math.nan if m == "cnn" or not pairs else
+                                         float(np.mean([a > b for a, b in pairs])) for pairs in values)
+        out.append(entry)
     return out
 
 
 def by_displacement_text(bins: Sequence[dict]) -> str:
-    """:func:`by_displacement` as a plain-text table, median mSSIM E/N/U per method."""
+    """:func:`by_displacement` as a plain-text table.
+
+    Per method the median mSSIM E/N/U, the scenes it scored and, for the peers, the share of
+    them where the CNN is better (E/N/U).
+    """
     if not bins:
         return ""
     methods = list(bins[0]["median_mssim"])
-    lines = [f"{'largest |displacement|':<24}{'scenes':>7}  " + "".join(f"{m + ' E/N/U':>22}" for m in methods)]
+    lines = [(f"{'largest |displacement|':<22}{'scenes':>7}" + "".join(
+        f"  {m + ' E/N/U (n' + ('' if m == 'cnn' else '; CNN better') + ')':<40}" for m in methods)).rstrip()]
     for b in bins:
         span = (f"> {1e3 * b['low_m']:g} mm" if math.isinf(b["high_m"])
                 else f"{1e3 * b['low_m']:g}-{1e3 * b['high_m']:g} mm")
-        cells = "".join(f"{'/'.join(f'{v:.2f}' for v in b['median_mssim'][m]):>22}" for m in methods)
-        lines.append(f"{span:<24}{b['scenes']:>7}  {cells}")
+        cells = ""
+        for m in methods:
+            cell = "/".join(f"{v:.2f}" for v in b["median_mssim"][m]) + f" ({b['scored'][m]}"
+            if m != "cnn":
+                cell += "; " + "/".join("-" if math.isnan(w) else f"{100 * w:.0f}" for w in b["cnn_wins"][m]) + " %"
+            cells += f"  {cell + ')':<40}"
+        lines.append(f"{span:<22}{b['scenes']:>7}{cells}".rstrip())
     return "\n".join(lines)
 
 

@@ -178,14 +178,20 @@ def report_html(rows: Sequence[dict], examples: Sequence[SceneResult] = (), meta
     bins = by_displacement(rows)
     if bins:
         methods = list(bins[0]["median_mssim"])
+        peers = [m for m in methods if m != "cnn"]
         parts += [html_table(["largest |displacement| [mm]", "scenes"]
-                             + [f"{m} {c}" for m in methods for c in COMPONENTS],
+                             + [f"{m} {c}" for m in methods for c in COMPONENTS]
+                             + [f"CNN better than {m} (E/N/U)" for m in peers],
                              [[f"> {1e3 * b['low_m']:g}" if math.isinf(b["high_m"])
                                else f"{1e3 * b['low_m']:g}-{1e3 * b['high_m']:g}", b["scenes"]]
-                              + [v for m in methods for v in b["median_mssim"][m]] for b in bins],
+                              + [v for m in methods for v in b["median_mssim"][m]]
+                              + ["/".join("-" if math.isnan(w) else f"{100 * w:.0f}" for w in b["cnn_wins"][m])
+                                 + f" % of {b['scored'][m]}" for m in peers] for b in bins],
                              float_format=".2f"),
                   paragraph("The same curve in numbers: median mSSIM of the scenes whose largest |displacement| "
-                            "of any component falls in each bin.", "note")]
+                            "of any component falls in each bin, each method over the scenes it scored "
+                            "(interpolation needs three stations), and the share of those where the CNN is "
+                            "better.", "note")]
     parts += [
         "<h2>Summary</h2>", html_table(header, table_rows, float_format=".3f"),
         paragraph(f"Medians over the scenes where the method gave a value ('scored'); "

@@ -251,12 +251,16 @@ def test_by_displacement_gives_each_bin_its_scenes_medians():
             rows.append({"scene": scene, "component": comp, "method": "joint", "max_abs_scene_m": max_m,
                          "mssim": float("nan") if max_m > 1 else score - 0.1})
     bins = B.by_displacement(rows, methods=("cnn", "joint"))
-    assert [(b["low_m"], b["high_m"], b["scenes"]) for b in bins] == [(0.01, 0.03, 2), (0.3, 1.0, 1), (3.0, math.inf, 1)]
+    spans = [(b["low_m"], b["high_m"], b["scenes"]) for b in bins]
+    assert spans == [(0.01, 0.03, 2), (0.3, 1.0, 1), (3.0, math.inf, 1)]
     assert_allclose(bins[0]["median_mssim"]["cnn"], (0.3, 0.3, 0.4))
     assert_allclose(bins[0]["median_mssim"]["joint"], (0.2, 0.2, 0.2))
     assert all(math.isnan(v) for v in bins[2]["median_mssim"]["joint"])
+    assert bins[0]["cnn_wins"]["joint"] == (1.0, 1.0, 1.0) and bins[2]["scored"] == {"cnn": 1, "joint": 0}
+    assert all(math.isnan(w) for w in bins[0]["cnn_wins"]["cnn"] + bins[2]["cnn_wins"]["joint"])
     text = B.by_displacement_text(bins)
-    assert "10-30 mm" in text and "> 3000 mm" in text and "0.30/0.30/0.40" in text
+    assert "10-30 mm" in text and "> 3000 mm" in text and "0.30/0.30/0.40 (2)" in text
+    assert "0.20/0.20/0.20 (2; 100/100/100 %)" in text
 
 
 def test_calibration_counts_the_cnn_pixels_within_its_std(two_scenes):
