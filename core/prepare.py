@@ -76,9 +76,9 @@ ExtractionCancelled = Cancelled
 
 # --------------------------------------------------------------------------- working grid
 
-#: A multi-scale model works at the pixel that makes the scene's longer side this many
-#: training scenes long (:func:`working_pixel_m`).
-SCENE_SPAN_TILES = 2.0
+#: A multi-scale model works at the pixel that makes the scene's longer side this many pixels
+#: long (:func:`working_pixel_m`).
+SCENE_SPAN_PX = 128.0
 
 
 def working_pixel_m(scene, reference_path: str, what: str = "INSAR_ASC") -> float:
@@ -86,17 +86,20 @@ def working_pixel_m(scene, reference_path: str, what: str = "INSAR_ASC") -> floa
 
     A model trained at one pixel size works at it (``scene.pixel_m``). A multi-scale model
     (``scene.pixel_m_range``) works at the pixel that makes the raster's longer side
-    :data:`SCENE_SPAN_TILES` x ``scene.size_px`` pixels, within the trained range. The reason:
-    analysts cut their interferograms around the deformation, so the extent grows with the
-    event, and the network was trained on ruptures of 10-80 pixels in scenes of ``size_px``
-    (``SceneConfig.pixel_m_range``): a 128 km scene works at 1 km, Illapel's 542 km at 4 km.
+    :data:`SCENE_SPAN_PX` pixels, within the trained range. The reason: analysts cut their
+    interferograms around the deformation, so the extent grows with the event, and the network
+    was trained on ruptures of 10-80 pixels whatever the size of its scenes (the fault's lengths
+    scale with the pixel, ``SceneConfig.at_pixel``): a rupture filling half of a 128 px scene is
+    64 px long, inside that range. The span is in pixels, not in training scenes: a model
+    trained on 128 px scenes would otherwise put Illapel's ~230 km rupture at 2 km pixels
+    (~110 px). A 128 km scene works at 1 km, Illapel's 542 km at 4 km.
     """
     if not scene.multi_scale:
         return float(scene.pixel_m)
     grid = working_grid(reference_path, scene.pixel_m, what)
     side_m = max(grid.width, grid.height) * grid.pixel_size
     low, high = scene.pixel_m_range
-    return float(np.clip(side_m / (SCENE_SPAN_TILES * scene.size_px), low, high))
+    return float(np.clip(side_m / SCENE_SPAN_PX, low, high))
 
 
 

@@ -120,6 +120,10 @@ def test_working_pixel_follows_the_scene_extent_within_the_trained_range(tmp_pat
     assert math.isclose(prepare.working_pixel_m(multi, paths["INSAR_ASC"]), 500.0, rel_tol=1e-9)
     narrow = SceneConfig(pixel_m_range=(800.0, 4000.0))
     assert prepare.working_pixel_m(narrow, paths["INSAR_ASC"]) == 800.0
+    # the span is in pixels: ruptures are 10-80 px in training scenes of any size, so a model
+    # trained on 128 px scenes works at the same pixel as one trained on 64 px scenes
+    larger = SceneConfig(pixel_m_range=(250.0, 4000.0), size_px=128)
+    assert math.isclose(prepare.working_pixel_m(larger, paths["INSAR_ASC"]), 500.0, rel_tol=1e-9)
 
 
 def test_a_multi_scale_model_is_calibrated_on_multi_scale_scenes_too():
