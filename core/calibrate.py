@@ -1,12 +1,23 @@
-"""Calibration of the std head: one factor per component on held-out synthetic scenes.
+"""Calibration of the std head after training: a power law per component on held-out scenes.
 
-Temperature scaling (Guo et al. 2017, "On calibration of modern neural networks", ICML;
-for regression Kuleshov et al. 2018, "Accurate uncertainties for deep learning using
-calibrated regression", ICML): after training, each component's sigma is multiplied by the
-factor that puts 68.3 % of the held-out errors within one sigma and 95.4 % within two as
-nearly as the errors' tails allow (:func:`std_scale_factors`). The factor is stored in the
-model (``std_scale``), so every use of the model (inference, the data-consistency step, the
-benchmark) sees the calibrated sigma.
+The sigma inference reports is, per component, ``std_scale * raw^a * (1 + d)^b``
+(:func:`.infer.calibrated_std`): ``raw`` the head's sigma, ``d`` the distance to the
+nearest GNSS station [pixels]. The exponents come from a log-linear model of the variance
+fitted by the Gaussian likelihood of held-out errors (heteroscedastic regression of the
+residuals' variance, e.g. Carroll & Ruppert 1988, "Transformation and Weighting in
+Regression", ch. 3; here post hoc on a trained network, :func:`fit_std_calibration`). Why:
+v3's head gives nearly the same sigma on every recipe (median 0.19-0.23 in scale units)
+while its errors differ 2.5-fold, and errors grow away from the stations, which a head that
+sees ~10 px does not capture. Then one factor per component (temperature scaling, Guo et
+al. 2017, "On calibration of modern neural networks", ICML; for regression Kuleshov et al.
+2018, "Accurate uncertainties for deep learning using calibrated regression", ICML) puts
+68.3 % of the errors within one sigma and 95.4 % within two as nearly as the errors' tails
+allow (:func:`std_scale_factors`). Both are stored in the model (``std_scale``,
+``std_exponents``), so every use of the model (inference, the data-consistency step, the
+benchmark) sees the calibrated sigma. ``--scale-only`` fits the factor alone (exponents
+1, 0), as models before v3.1 were calibrated. The pixel size is not a term: only one recipe
+varies it, its fitted exponent changed sign between fits, and on Illapel's 4 km pixels it
+shrank sigma until leave-one-station-out failed (README, model section).
 
 The scenes come from seeds no training run or benchmark draws (:data:`CALIBRATION_SEED`),
 pooled over the benchmark's scene recipes given (:func:`default_recipes`: model v1's generator
@@ -19,6 +30,7 @@ Command line: ``python -m insar_gnss_3d.core.calibrate --help``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import Dict, Optional, Sequence
 
@@ -27,7 +39,7 @@ import torch
 
 from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options, scene_for
 from .configs import SceneConfig
-from .infer import predict_views
+from .infer import predict_views, std_log_terms, views_mean_and_raw_std
 from .metrics import within_sigma
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath
@@ -68,6 +80,77 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
             for c in range(3):
                 out[c].append(z[:, c].ravel())
     return np.stack([np.concatenate(parts) for parts in out])
+
+
+def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 16,
+                threshold_m: float = SIGNAL_THRESHOLD_M, dem_m=None):
+    """``(errors (3, N), log terms (3, N, 2))`` of every pixel of fresh scenes, per component.
+
+    ``errors``: |network - truth| in scale units; ``log terms``: :func:`.infer.std_log_terms`
+    of the raw (uncalibrated) sigma, the network run as inference runs it (both views). The
+    scenes as :func:`normalised_errors` draws them.
+    """
+    from .synthetic import SceneSampler
+    from .train import batch_to_inputs
+
+    if model.std_head is None:
+        raise ValueError("The model has no std head to calibrate.")
+    sampler = SceneSampler(scene, seed=seed, device="cpu", dem_m=dem_m)
+    errors, terms = [], []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, scenes, batch):
+            inputs, target = batch_to_inputs(sampler.sample(min(batch, scenes - start)), scene)
+            mean, raw_std = views_mean_and_raw_std(model, inputs, True)
+            strong = (target * inputs.scale_m[:, None, None, None]).abs().amax((1, 2, 3)) > threshold_m
+            keep = strong if bool(strong.any()) else torch.ones_like(strong)
+            errors.append((mean - target).abs()[keep].transpose(0, 1).reshape(3, -1))
+            terms.append(std_log_terms(inputs, raw_std)[keep].transpose(0, 1).reshape(3, -1, 2))
+    return torch.cat(errors, 1).double().numpy(), torch.cat(terms, 1).double().numpy()
+
+
+def log_linear_variance_fit(errors: torch.Tensor, log_terms: torch.Tensor) -> torch.Tensor:
+    """``theta`` (1 + K,) maximising the Gaussian likelihood of ``errors`` (N,).
+
+    ``log sigma = theta0 + log_terms (N, K) . theta[1:]``; L-BFGS from sigma = exp(log_terms[:, 0]).
+    """
+    theta = torch.zeros(1 + log_terms.shape[1], dtype=torch.float64)
+    theta[1] = 1.0
+    theta.requires_grad_(True)
+    optimiser = torch.optim.LBFGS([theta], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        log_std = theta[0] + log_terms @ theta[1:]
+        loss = (log_std + 0.5 * (errors * torch.exp(-log_std)) ** 2).mean()
+        loss.backward()
+        return loss
+    optimiser.step(closure)
+    return theta.detach()
+
+
+def fit_std_calibration(errors: np.ndarray, log_terms: np.ndarray, scale_only: bool = False):
+    """``(std_scale (3,), std_exponents (3, K))`` for errors (3, N) and their log terms (3, N, K).
+
+    Per component, ``log sigma = k0 + terms . exponents`` maximises the Gaussian likelihood of
+    the errors (L-BFGS; with ``scale_only`` the exponents stay (1, 0, ...)), then the factor of
+    :func:`std_scale_factors` on the errors in units of that sigma meets the coverage targets
+    as nearly as the tails allow. ``std_scale = exp(k0) * factor``.
+    """
+    scales, exponents = [], []
+    for c in range(errors.shape[0]):
+        ok = np.isfinite(errors[c]) & np.isfinite(log_terms[c]).all(1)
+        e = torch.as_tensor(errors[c][ok], dtype=torch.float64)
+        x = torch.as_tensor(log_terms[c][ok], dtype=torch.float64)
+        identity = torch.zeros(x.shape[1], dtype=torch.float64)
+        identity[0] = 1.0
+        exponent = identity if scale_only else log_linear_variance_fit(e, x)[1:]
+        log_std = x @ exponent
+        k0 = 0.5 * float(torch.log(torch.mean((e * torch.exp(-log_std)) ** 2)))   # the likelihood's level
+        z = (e * torch.exp(-(k0 + log_std))).numpy()
+        scales.append(math.exp(k0) * float(std_scale_factors(z[None])[0]))
+        exponents.append(exponent.tolist())
+    return np.asarray(scales), np.asarray(exponents)
 
 
 def std_scale_factors(z: np.ndarray, current: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -121,32 +204,41 @@ def default_recipes(scene: SceneConfig) -> tuple:
 
 
 def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, scenes: int = 128,
-                         seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "") -> dict:
-    """Fit ``std_scale`` on ``scenes`` scenes of each recipe and write the model.
+                         seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "",
+                         scale_only: bool = False) -> dict:
+    """Fit ``std_scale`` and ``std_exponents`` on ``scenes`` scenes of each recipe; write the model.
 
     ``recipes``: names in :data:`.benchmark.RECIPES` (None: :func:`default_recipes`). The model goes to ``output``
     (default: in place), atomically; a training ``checkpoint`` of the same network (a
-    campaign's ``insar_gnss_3d.ckpt``) gets the same factors, so the next session resumes
-    calibrated. Returns the figures stored in the file.
+    campaign's ``insar_gnss_3d.ckpt``) gets the same calibration, so the next session resumes
+    calibrated. ``scale_only``: one factor per component (:func:`fit_std_calibration`).
+    Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
     if model.std_head is None:
         raise ValueError(f"{path} holds a network without a std head: nothing to calibrate.")
     recipes = default_recipes(scene) if recipes is None else tuple(recipes)
-    current = model.std_scale.numpy().copy()
-    parts = []
+    errors, terms = [], []
     for k, name in enumerate(recipes):
         overrides, dem_path = recipe_options(name)
         dem = dem_for_scenes(dem_path, scene.pixel_m)[0] if dem_path else None
-        parts.append(normalised_errors(model, scene_for(scene, overrides), scenes, seed + k, dem_m=dem))
-    z = np.concatenate(parts, axis=1)
-    factors = std_scale_factors(z, current)
-    before = coverage(z)
-    after = coverage(z * (current / factors)[:, None])
+        e, t = error_terms(model, scene_for(scene, overrides), scenes, seed + k, dem_m=dem)
+        errors.append(e)
+        terms.append(t)
+    errors, terms = np.concatenate(errors, 1), np.concatenate(terms, 1)
+
+    def sigma(std_scale, std_exponents):
+        return np.asarray(std_scale)[:, None] * np.exp((terms * np.asarray(std_exponents)[:, None, :]).sum(-1))
+
+    before = coverage(errors / sigma(model.std_scale.numpy(), model.std_exponents.numpy()))
+    factors, exponents = fit_std_calibration(errors, terms, scale_only)
+    after = coverage(errors / sigma(factors, exponents))
     model.std_scale.copy_(torch.as_tensor(factors, dtype=model.std_scale.dtype))
+    model.std_exponents.copy_(torch.as_tensor(exponents, dtype=model.std_exponents.dtype))
     training = dict(payload.get("training", {}))
     training["std_calibration"] = {"scenes_per_recipe": int(scenes), "seed": int(seed),
                                    "recipes": list(recipes), "std_scale": factors.tolist(),
+                                   "std_exponents": exponents.tolist(),
                                    "within_before": before, "within_after": after}
     save_model(output or path, model, scene, training, history=payload.get("history"),
                validation=payload.get("validation"))
@@ -155,6 +247,7 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
         if "std_scale" not in state.get("model", {}):
             raise ValueError(f"The checkpoint {checkpoint} holds no network with a std head.")
         state["model"]["std_scale"] = model.std_scale.detach().clone()
+        state["model"]["std_exponents"] = model.std_exponents.detach().clone()
         with AtomicPath(checkpoint) as part:
             torch.save(state, part)
     return training["std_calibration"]
@@ -163,7 +256,7 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
 def main(argv=None):
     """Entry point of the command line."""
     p = argparse.ArgumentParser(prog="python -m insar_gnss_3d.core.calibrate",
-                                description="Calibrate a model's std head (one factor per component) on "
+                                description="Calibrate a model's std head (a power law per component) on "
                                             "held-out synthetic scenes and write it into the model file.")
     p.add_argument("model", help="model file with a std head (rewritten in place unless --output)")
     p.add_argument("--output", default="", help="write the calibrated model here instead")
@@ -172,6 +265,9 @@ def main(argv=None):
                         "the same factors; ignored when the file does not exist")
     p.add_argument("--scenes", type=int, default=128, help="scenes per recipe")
     p.add_argument("--seed", type=int, default=CALIBRATION_SEED, help="seed of the scenes")
+    p.add_argument("--scale-only", action="store_true",
+                   help="one factor per component, no power law of the head's sigma and the distance "
+                        "to the stations (how models before v3.1 were calibrated)")
     p.add_argument("--skip-without-std-head", action="store_true",
                    help="exit quietly (status 0) when the model has no std head, as after a campaign "
                         "of a network without one")
@@ -187,10 +283,13 @@ def main(argv=None):
     if args.skip_without_std_head and load_model(args.model)[0].std_head is None:
         print(f"{args.model}: no std head, nothing to calibrate.")
         return
-    result = calibrate_model_file(args.model, names, args.scenes, args.seed, args.output, checkpoint)
+    result = calibrate_model_file(args.model, names, args.scenes, args.seed, args.output, checkpoint,
+                                  args.scale_only)
     for key in ("within_before", "within_after"):
         print(key.replace("_", " ") + ": " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in result[key].items()))
     print("std_scale: " + ", ".join(f"{v:.3f}" for v in result["std_scale"]))
+    print("std_exponents (head sigma, 1 + station distance): "
+          + "; ".join(", ".join(f"{v:.3f}" for v in row) for row in result["std_exponents"]))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 
 from .features import (displacement_scale, gnss_relative, gnss_series_input, mirror_east_west, mirror_field,
                        network_inputs, remove_epoch_offsets)
-from .model import kriging_tile, station_net_displacement
+from .model import IDENTITY_STD_EXPONENTS, kriging_tile, station_net_displacement
 from .runtime import CancelFn, Cancelled, ProgressFn, report
 
 
@@ -46,34 +46,89 @@ def predict_views(model, inputs, with_std: bool = False, views: int = VIEWS):
     0.575 on seed 0 and from 0.520 to 0.528 on seed 777 (README). ``views=1``: the network
     alone, as trained and validated.
 
-    With ``with_std``: ``(mean, std)``; ``std`` is the standard deviation of the equal
-    mixture of the views' Gaussians, ``sqrt(mean(s_i^2) + mean((m_i - m)^2))``
-    (Lakshminarayanan et al. 2017, "Simple and scalable predictive uncertainty estimation
-    using deep ensembles", NeurIPS, sec. 2.4), computed from the head's uncalibrated sigmas
-    and then multiplied by the model's ``std_scale``; None without a std head.
+    With ``with_std``: ``(mean, std)``, ``std`` the calibrated sigma (:func:`calibrated_std`)
+    of the views' mixture (:func:`views_mean_and_raw_std`); None without a std head.
+    """
+    mean, raw_std = views_mean_and_raw_std(model, inputs, with_std, views)
+    if not with_std:
+        return mean
+    return mean, None if raw_std is None else calibrated_std(model, inputs, raw_std)
+
+
+def views_mean_and_raw_std(model, inputs, with_std: bool = True, views: int = VIEWS):
+    """``(mean, raw sigma)`` (B, 3, H, W) in scale units over ``views`` views, before calibration.
+
+    The raw sigma is the head's, without the model's calibration (:func:`calibrated_std`);
+    with two views it is the standard deviation of the equal mixture of the views' Gaussians,
+    ``sqrt(mean(s_i^2) + mean((m_i - m)^2))`` (Lakshminarayanan et al. 2017, "Simple and
+    scalable predictive uncertainty estimation using deep ensembles", NeurIPS, sec. 2.4).
+    None without ``with_std`` or a std head.
     """
     if views not in (1, 2):
         raise ValueError(f"views must be 1 or 2, got {views}.")
     has_std = with_std and getattr(model, "std_head", None) is not None
 
     def run(view):
-        return model(view, with_std=True) if has_std else (model(view), None)
+        if not has_std:
+            return model(view), None
+        mean, std = model(view, with_std=True)
+        return mean, std / model.std_scale[None, :, None, None]
 
     first = run(inputs)
     if views == 1:
-        return first if with_std else first[0]
+        return first
     second = run(mirror_east_west(inputs))
     m1, m2 = first[0], mirror_field(second[0])
     mean = 0.5 * (m1 + m2)
-    if not with_std:
-        return mean
     if not has_std:
         return mean, None
-    # the calibration factors apply to the mixture as a whole, so that calibrating them
-    # (:mod:`.calibrate`) scales the sigma inference reports
+    s1, s2 = first[1], second[1].flip(-1)
+    return mean, torch.sqrt(0.5 * (s1 ** 2 + s2 ** 2) + (0.5 * (m1 - m2)) ** 2)
+
+
+#: Distances to the nearest station beyond this [pixels] count as this in the calibrated
+#: sigma: the calibration scenes are 64 px tiles with their stations inside (farther is
+#: extrapolation), and tiled inference gives a tile only the stations within reach.
+STATION_DISTANCE_CAP_PX = 64.0
+
+
+def std_log_terms(inputs, raw_std):
+    """(B, 3, H, W, 2) logarithms of what the calibrated sigma is a power law of.
+
+    Per pixel and component: the raw sigma (scale units) and 1 + the distance from the pixel
+    centre to the nearest valid station [pixels, capped at :data:`STATION_DISTANCE_CAP_PX`,
+    the cap where there is none].
+    """
+    b, _, h, w = raw_std.shape
+    device = raw_std.device
+    rows = torch.arange(h, device=device, dtype=torch.float32) + 0.5
+    cols = torch.arange(w, device=device, dtype=torch.float32) + 0.5
+    xy = inputs.gnss_xy.to(device=device, dtype=torch.float32)               # (B, S, 2), x right, y down
+    dx = cols[None, None, None, :] - xy[..., 0, None, None]
+    dy = rows[None, None, :, None] - xy[..., 1, None, None]
+    distance = torch.sqrt(dx ** 2 + dy ** 2)                                   # (B, S, H, W)
+    distance = torch.where(inputs.gnss_valid.to(device)[..., None, None], distance,
+                           torch.full_like(distance, STATION_DISTANCE_CAP_PX))
+    nearest = distance.amin(1).clamp_max(STATION_DISTANCE_CAP_PX)              # (B, H, W)
+    return torch.stack([raw_std.float().log(), torch.log1p(nearest)[:, None].expand(b, 3, h, w)], -1)
+
+
+def calibrated_std(model, inputs, raw_std):
+    """The sigma inference reports (B, 3, H, W) in scale units, from the head's raw sigma.
+
+    Per component ``std_scale * raw^a * (1 + d)^b`` with ``(a, b)`` the model's
+    ``std_exponents`` and ``d`` the distance to the nearest station [pixels]
+    (:func:`std_log_terms`): a log-linear model of the variance fitted after training
+    (:mod:`.calibrate`), which lets sigma grow away from the stations where the head alone
+    does not. Exponents (1, 0): the plain factor of temperature scaling (models calibrated
+    before them).
+    """
     scale = model.std_scale[None, :, None, None]
-    s1, s2 = first[1] / scale, second[1].flip(-1) / scale
-    return mean, scale * torch.sqrt(0.5 * (s1 ** 2 + s2 ** 2) + (0.5 * (m1 - m2)) ** 2)
+    exponents = getattr(model, "std_exponents", None)
+    if exponents is None or torch.equal(exponents.cpu(), IDENTITY_STD_EXPONENTS):
+        return scale * raw_std
+    log_std = (std_log_terms(inputs, raw_std) * exponents[None, :, None, None, :]).sum(-1)
+    return scale * torch.exp(log_std).to(raw_std.dtype)
 
 
 #: Cancelling inference raises the one :class:`.runtime.Cancelled`.

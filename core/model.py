@@ -18,7 +18,8 @@
 * Std head (``std_head``, optional): two layers on the fusion's last features -> the standard
   deviation of each component at each pixel, trained by the Gaussian negative
   log-likelihood (:func:`gaussian_nll`) with the mean detached, then calibrated per component
-  (``std_scale``). The data-consistency step uses it as the network's sigma.
+  (``std_scale`` and ``std_exponents``, :func:`.infer.calibrated_std`). The data-consistency
+  step uses it as the network's sigma.
 * Std context (``std_context``, optional): a per-tile factor on that sigma from the mean and
   spread of the fusion's last features over the tile (a small MLP, zero at the start). The
   errors' spread differs between scenes (noise, network, event size) by a factor of 3-6
@@ -36,6 +37,10 @@ import torch.nn.functional as F
 
 from .configs import ModelConfig  # noqa: F401 (defined with the other configurations)
 from .gnss_prior import krige_grid
+
+#: ``std_exponents`` of a sigma calibrated by ``std_scale`` alone (each row: head sigma,
+#: 1 + distance to the nearest station; see :func:`.infer.calibrated_std`).
+IDENTITY_STD_EXPONENTS = torch.tensor([[1.0, 0.0]] * 3)
 
 #: Days averaged at each end of the window for a station's net displacement.
 NET_WINDOW_DAYS = 10
@@ -290,6 +295,10 @@ class DualBranchNet(nn.Module):
             #: held-out errors lie within one sigma (temperature scaling, Guo et al. 2017,
             #: "On calibration of modern neural networks", ICML; Kuleshov et al. 2018)
             self.register_buffer("std_scale", torch.ones(3))
+            #: per-component exponents of the head's sigma and of 1 + the distance to the
+            #: nearest station in the calibrated sigma (:func:`.infer.calibrated_std`);
+            #: (1, 0) is the plain factor above
+            self.register_buffer("std_exponents", IDENTITY_STD_EXPONENTS.clone())
         self.std_context = None
         if cfg.std_context:
             # a log-factor per component from the tile's feature mean and standard deviation;
@@ -375,10 +384,21 @@ def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
 
 #: The optional parts of :class:`DualBranchNet` a trained network may gain or lose: their
 #: ``ModelConfig`` flag and the state-dict names (prefixes) of their parameters and buffers.
-OPTIONAL_PARTS = {"std_head": ("std_head.", "std_scale"), "pixel_size_input": ("pixel_bias.",),
+OPTIONAL_PARTS = {"std_head": ("std_head.", "std_scale", "std_exponents"), "pixel_size_input": ("pixel_bias.",),
                   "std_context": ("std_context.",)}
 #: The parts that make up the std head (trained alone by ``TrainConfig.train_only = "std_head"``).
 STD_PARTS = ("std_head", "std_context")
+
+
+def with_calibration_defaults(model: DualBranchNet, state: dict) -> dict:
+    """``state`` with the std calibration buffers files written before them lack, at their defaults.
+
+    A model file or checkpoint from before ``std_exponents`` was calibrated by ``std_scale``
+    alone, which the identity exponents reproduce exactly.
+    """
+    if getattr(model, "std_head", None) is None or "std_scale" not in state or "std_exponents" in state:
+        return state
+    return {**state, "std_exponents": IDENTITY_STD_EXPONENTS.clone()}
 
 
 def load_trained_state(model: DualBranchNet, state: dict, what: str = "The weights") -> None:

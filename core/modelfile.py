@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from .configs import ModelConfig, SceneConfig
-from .model import DualBranchNet
+from .model import DualBranchNet, with_calibration_defaults
 from .runtime import AtomicPath
 
 FORMAT = "insar_gnss_3d-model"
@@ -95,7 +95,7 @@ def load_model(path: str, device="cpu"):
         config = ModelConfig.from_dict(payload["model_config"])
         scene = SceneConfig.from_dict(payload["scene_config"])
         model = DualBranchNet(config)
-        model.load_state_dict(payload["state_dict"], strict=True)
+        model.load_state_dict(with_calibration_defaults(model, payload["state_dict"]), strict=True)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise ModelFileError(f"{os.path.basename(path)} does not match this plugin's network: {exc}") from exc
     return model.to(device).eval(), scene, payload

@@ -45,7 +45,7 @@ from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
 from .model import (OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll, load_trained_state,
-                    parameter_count)
+                    parameter_count, with_calibration_defaults)
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
@@ -291,7 +291,7 @@ class Trainer:
             if self.resume_adapts:
                 load_trained_state(self.model, state["model"], f"The options {json.dumps(self.cfg.model)}")
             else:
-                self.model.load_state_dict(state["model"])
+                self.model.load_state_dict(with_calibration_defaults(self.model, state["model"]))
         except RuntimeError as exc:
             raise RuntimeError(f"The checkpoint {self.checkpoint_path()} was written for another network "
                                f"({str(exc).splitlines()[0][:200]}); move it away or train with "

@@ -9,10 +9,12 @@ import torch
 
 from insar_gnss_3d.core import calibrate
 from insar_gnss_3d.core.benchmark import calibration, score_rows
-from insar_gnss_3d.core.infer import predict_scene
-from insar_gnss_3d.core.model import DualBranchNet, ModelConfig, adapted_model, gaussian_nll
+from insar_gnss_3d.core.infer import STATION_DISTANCE_CAP_PX, calibrated_std, predict_scene, std_log_terms
+from insar_gnss_3d.core.model import (IDENTITY_STD_EXPONENTS, DualBranchNet, ModelConfig, adapted_model, gaussian_nll,
+                                      with_calibration_defaults)
 from insar_gnss_3d.core.modelfile import load_model, save_model
 from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+from insar_gnss_3d.core.features import NetworkInputs
 from insar_gnss_3d.core.train import Trainer, TrainConfig, batch_to_inputs
 
 TINY_SCENE = {"size_px": 32, "model_epochs": 4, "max_stations": 12}
@@ -122,6 +124,8 @@ def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(ti
     # the campaign resumes calibrated
     resumed = torch.load(checkpoint, weights_only=True)
     assert resumed["step"] == 3 and resumed["model"]["std_scale"].tolist() == pytest.approx(result["std_scale"])
+    assert resumed["model"]["std_exponents"].numpy() == pytest.approx(np.array(result["std_exponents"]))
+    assert calibrated.std_exponents.numpy() == pytest.approx(np.array(result["std_exponents"]), rel=1e-6)
     assert payload["training"]["std_calibration"]["std_scale"] == pytest.approx(result["std_scale"])
     assert calibrated.std_scale.tolist() == pytest.approx(result["std_scale"], rel=1e-6)
     # on the same scenes the calibrated sigma meets both targets as nearly as the tails allow:
@@ -206,3 +210,65 @@ def test_targets_met_counts_each_fraction_inside_its_band():
     gaussian = np.abs(np.random.default_rng(0).normal(size=(3, 200_000)))
     assert calibrate.targets_met(calibrate.coverage(gaussian)) == 6
     assert calibrate.targets_met(calibrate.coverage(gaussian / 1.3)) == 0
+
+
+def test_the_power_law_fit_recovers_how_the_errors_spread_with_sigma_and_station_distance():
+    """Gaussian errors whose sigma is a known power law of the head's sigma and the distance to
+    the nearest station: the fit returns its exponents and its level."""
+    rng = np.random.default_rng(4)
+    n = 200_000
+    log_terms = np.stack([np.log(rng.uniform(0.05, 0.5, n)), np.log1p(rng.uniform(0.0, 64.0, n))], -1)
+    exponents = np.array([[0.8, 0.5], [1.0, 0.0], [0.6, 0.3]])
+    level = np.array([0.3, 1.5, 0.1])
+    sigma = level[:, None] * np.exp(log_terms[None] @ exponents[:, :, None])[..., 0]
+    errors = np.abs(rng.normal(size=(3, n))) * sigma
+    terms = np.broadcast_to(log_terms, (3, n, 2))
+    scale, fitted = calibrate.fit_std_calibration(errors, terms)
+    assert fitted == pytest.approx(exponents, abs=0.02)
+    assert scale == pytest.approx(level, rel=0.05)
+    # one factor alone keeps the identity exponents and, on the middle component, finds the level
+    scale_only, identity = calibrate.fit_std_calibration(errors, terms, scale_only=True)
+    assert np.array_equal(identity, IDENTITY_STD_EXPONENTS.numpy()) and scale_only[1] == pytest.approx(1.5, rel=0.02)
+    z = errors / (scale[:, None] * np.exp((terms * fitted[:, None, :]).sum(-1)))
+    assert calibrate.targets_met(calibrate.coverage(z)) == 6
+    # the factor alone may meet the pooled targets too, but not far from the stations, where
+    # the errors are larger than it says
+    far = log_terms[:, 1] > np.log1p(40.0)
+    plain = errors[0] / (scale_only[0] * np.exp(log_terms[:, 0]))
+    assert float((plain[far] <= 1).mean()) < 0.6 and float((z[0, far] <= 1).mean()) == pytest.approx(0.683, abs=0.02)
+
+
+def test_the_calibrated_sigma_grows_with_the_distance_to_the_nearest_station(tiny):
+    head = adapted_model(tiny[1], {"std_head": True}).eval()
+    # two stations in a 4 x 6 tile (x right, y down, pixels); the second one is not valid
+    inputs = NetworkInputs(insar=torch.zeros(1, 1, 4, 6), dem=torch.zeros(1, 1, 4, 6), gnss=torch.zeros(1, 2, 4, 1),
+                           gnss_xy=torch.tensor([[[1.5, 0.5], [5.5, 3.5]]]), gnss_valid=torch.tensor([[True, False]]),
+                           scale_m=torch.ones(1), pixel_m=torch.tensor([2000.0]))
+    raw = torch.full((1, 3, 4, 6), 0.2)
+    terms = std_log_terms(inputs, raw)
+    distance = torch.expm1(terms[0, 0, :, :, 1])
+    assert distance[0, 1] == 0.0 and distance[3, 5] == pytest.approx(float(np.hypot(4, 3)))
+    assert terms.shape == (1, 3, 4, 6, 2) and torch.allclose(terms[..., 0], torch.log(raw))
+    inputs.gnss_valid[:] = False                     # no station: every pixel at the cap
+    capped = torch.expm1(std_log_terms(inputs, raw)[..., 1])
+    assert torch.allclose(capped, torch.full_like(capped, STATION_DISTANCE_CAP_PX))
+    inputs.gnss_valid[:] = torch.tensor([[True, False]])
+    head.std_scale.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    # identity exponents: exactly the factor, as models calibrated before the power law
+    assert torch.equal(calibrated_std(head, inputs, raw), head.std_scale[None, :, None, None] * raw)
+    head.std_exponents.copy_(torch.tensor([[1.0, 0.5]] * 3))
+    sigma = calibrated_std(head, inputs, raw)
+    assert sigma[0, 0, 0, 1] == pytest.approx(0.5 * 0.2) and sigma[0, 2, 3, 5] == pytest.approx(2.0 * 0.2 * 6.0 ** 0.5)
+
+
+def test_a_model_file_from_before_the_power_law_loads_with_the_plain_factor(tiny, tmp_path):
+    scene, model, _ = tiny
+    head = adapted_model(model, {"std_head": True})
+    state = {k: v for k, v in head.state_dict().items() if k != "std_exponents"}
+    fresh = adapted_model(model, {"std_head": True})
+    fresh.load_state_dict(with_calibration_defaults(fresh, state), strict=True)
+    assert torch.equal(fresh.std_exponents, IDENTITY_STD_EXPONENTS)
+    # and a file saved with them keeps them
+    head.std_exponents.copy_(torch.tensor([[0.8, 0.5]] * 3))
+    save_model(str(tmp_path / "m.pt"), head, scene, {"samples": 8, "epochs": 1})
+    assert load_model(str(tmp_path / "m.pt"))[0].std_exponents[0].tolist() == pytest.approx([0.8, 0.5])
