@@ -16,7 +16,7 @@ small. The posterior standard deviation of every pixel and component comes with 
 ``east_std``, ``north_std``, ``up_std`` bands.
 
 The network's uncertainty is its std head's per-pixel standard deviation when the model
-has one (:class:`.model.DualBranchNet`, calibrated per component by its ``std_scale``).
+has one (:class:`.model.DualBranchNet`, calibrated per component by :func:`.infer.calibrated_std`).
 A model without one gets one figure per component and scene, a fraction of the 99th
 percentile of the field's own magnitude: the network works in units of the scene's
 displacement scale, so its errors scale with it (a network that claims metres is trusted
