@@ -438,8 +438,11 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     xy = np.asarray(gnss_xy_m, dtype=np.float64).reshape(-1, 2)
     d = gnss.shape[1]
     days = np.arange(d, dtype=np.float64) if gnss_days is None else np.asarray(gnss_days, dtype=np.float64)
-    shape = next(np.shape(s)[1:] for s in series_list if s is not None)
-    h, w = shape
+    shapes = [np.shape(s)[1:] for s in series_list if s is not None]
+    if not shapes and prior is None:
+        raise ValueError("No InSAR track and no prior: there is no grid to estimate on.")
+    # without any track (none given, or none with data) the grid is the prior's
+    h, w = shapes[0] if shapes else np.shape(prior[0])[1:]
     notes: List[str] = []
     if event_day is not None:
         f_days = step_time_function(days, event_day)

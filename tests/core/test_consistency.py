@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from insar_gnss_3d.core import prepare
-from insar_gnss_3d.core.consistency import consistent_extraction, smooth_nan
+from insar_gnss_3d.core.consistency import consistent_extraction, consistent_field, smooth_nan
 from insar_gnss_3d.core.joint import dead_zone_observation
 from insar_gnss_3d.core.modelfile import load_model
 from insar_gnss_3d.core.runtime import BUNDLED_MODEL
@@ -47,6 +47,24 @@ def test_dead_zone_keeps_a_prior_within_the_noise_and_moves_it_by_the_excess():
     los = np.array([[0.005, 0.030, -0.050]])
     got = dead_zone_observation(los, unit, 0.01, prior, 1.0)
     np.testing.assert_allclose(got, [[0.0, 0.020, -0.040]], atol=1e-12)
+
+
+def test_a_scene_without_any_insar_keeps_the_networks_field_and_sigma():
+    """Both tracks empty (a synthetic scene of partial frames, decorrelation and dropout can
+    be): nothing to be consistent with, so the network's field and sigma stand, and the notes
+    say why, instead of the step failing."""
+    h, w = 8, 10
+    network = np.random.default_rng(0).normal(size=(3, h, w)) * 0.1
+    los = np.zeros((2, 3, h, w))
+    los[:, 2] = 1.0
+    gnss = np.zeros((2, 121, 3))
+    gnss[:, 60:, 0] = 0.05
+    xy_m = np.array([[1000.0, -2000.0], [5000.0, -6000.0]])
+    result = consistent_field(network, np.full((2, 5, h, w), np.nan), los, np.linspace(0.0, 120.0, 5), gnss, xy_m,
+                              1000.0, network_std_m=np.full((3, h, w), 0.02))
+    assert np.allclose(result.estimate_m, network) and np.allclose(result.std_m, 0.02)
+    assert result.notes[:2] == ["no ascending data", "no descending data"]
+    assert not any(t["used"] for t in result.quality["tracks"])
 
 
 def test_smoothing_ignores_nan_and_keeps_constants():
