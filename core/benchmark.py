@@ -295,7 +295,7 @@ def joint_field(arrays, net_m, pixel_m, **options):
     units = list(arrays.los)
     result = estimate_scene(series, list(arrays.acq_days), units, arrays.gnss_m, arrays.gnss_xy_m,
                             pixel_m, net_m=net_m, fallback_linear=True,
-                            **{"scale_prior": False, **options})
+                            **{"scale_prior": False, "grid_shape": np.shape(arrays.insar_m[0])[-2:], **options})
     return result.estimate_m.astype(np.float32), [f"joint: {n}" for n in result.notes]
 
 

@@ -379,7 +379,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
                    gnss_enu_m, gnss_xy_m, pixel_m: float, *, gnss_days=None, event_day=None,
                    net_m=None, prior=None, ramp=True, length_m=None, station_names=None,
                    fallback_linear=False, dead_zone: float = 0.0,
-                   scale_prior: bool = True) -> JointResult:
+                   scale_prior: bool = True, grid_shape=None) -> JointResult:
     """The joint peer on one scene: time function, series fits, references, prior, solve.
 
     Parameters
@@ -429,6 +429,9 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         When no station moves significantly and no ``event_day`` is given, use a linear
         time function (the least-squares trend over the window) instead of raising
         ``ValueError`` (the benchmark does; an algorithm asks for the event date).
+    grid_shape : (H, W), optional
+        The grid when every track is None (no InSAR at all: the estimate is the prior);
+        default the prior's.
 
     Returns
     -------
@@ -439,10 +442,11 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     d = gnss.shape[1]
     days = np.arange(d, dtype=np.float64) if gnss_days is None else np.asarray(gnss_days, dtype=np.float64)
     shapes = [np.shape(s)[1:] for s in series_list if s is not None]
-    if not shapes and prior is None:
-        raise ValueError("No InSAR track and no prior: there is no grid to estimate on.")
-    # without any track (none given, or none with data) the grid is the prior's
-    h, w = shapes[0] if shapes else np.shape(prior[0])[1:]
+    shapes += [tuple(grid_shape)] if grid_shape is not None else []
+    shapes += [np.shape(prior[0])[1:]] if prior is not None else []
+    if not shapes:
+        raise ValueError("No InSAR track, no grid_shape and no prior: there is no grid to estimate on.")
+    h, w = shapes[0]
     notes: List[str] = []
     if event_day is not None:
         f_days = step_time_function(days, event_day)

@@ -344,3 +344,20 @@ def test_estimate_scene_stays_bounded_with_degenerate_networks(layout):
     assert {t["reference"]["method"] for t in result.quality["tracks"]} == {"offset"}
     err = np.sqrt(np.mean((result.estimate_m - truth) ** 2, axis=(1, 2)))
     assert err[0] < 0.01 and err[2] < 0.01
+
+
+def test_estimate_scene_without_any_track_is_the_gnss_prior_on_the_grid_given():
+    """No InSAR at all (both tracks None): the joint peer is the kriging of the stations on
+    ``grid_shape``; without a grid or a prior there is nothing to estimate on."""
+    rng = np.random.default_rng(12)
+    xy = np.array([[5e3, -5e3], [30e3, -8e3], [12e3, -28e3], [33e3, -33e3]])
+    amp = np.array([[0.05, 0.0, 0.02], [0.03, 0.01, 0.0], [0.0, -0.02, 0.01], [0.01, 0.0, -0.01]])
+    gnss = _stations(rng, step_time_function(np.arange(121.0), 60), amp)
+    result = estimate_scene([None, None], [None, None], [ASC, DESC], gnss, xy, 1000.0, grid_shape=(40, 40))
+    assert result.estimate_m.shape == (3, 40, 40)
+    assert_allclose(result.estimate_m, result.prior_m)
+    # at the stations the kriging is within a few mm of their net displacement
+    assert np.abs(result.estimate_m[:, 5, 5] - amp[0]).max() < 0.01
+    assert [t["used"] for t in result.quality["tracks"]] == [False, False]
+    with pytest.raises(ValueError, match="no grid"):
+        estimate_scene([None, None], [None, None], [ASC, DESC], gnss, xy, 1000.0)
