@@ -325,6 +325,11 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
         feedback.pushInfo(f"Model written to {out} ({os.path.getsize(out) / 1e6:.2f} MB) after "
                           f"{seconds:.0f} s.")
+        if getattr(trainer.model, "std_head", None) is not None:
+            # training refits the head's raw sigma (core.train.reset_std_calibration)
+            feedback.pushWarning(f"The model's std head is not calibrated yet: its std bands are the raw "
+                                 f"sigma of training. Calibrate it on held-out scenes (a few minutes) with "
+                                 f"python -m insar_gnss_3d.core.calibrate \"{out}\" before trusting them.")
         results = {self.OUTPUT: out}
         for c in COMPONENTS:
             values = history.get(f"val_mssim_{c}") or [float("nan")]

@@ -44,8 +44,8 @@ from .configs import TrainConfig  # noqa: F401 (importers find it here too)
 from .features import network_inputs, resample_epochs
 from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
-from .model import (OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll, load_trained_state,
-                    parameter_count, with_calibration_defaults)
+from .model import (IDENTITY_STD_EXPONENTS, OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll,
+                    load_trained_state, parameter_count, with_calibration_defaults)
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
@@ -96,6 +96,21 @@ def loss_fn(pred, target, ssim_weight):
 
 def _distributed():
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def reset_std_calibration(model) -> None:
+    """Set a std head's calibration to the identity (``std_scale`` 1, ``std_exponents`` (1, 0)).
+
+    Training fits the head's raw sigma by the Gaussian likelihood (:func:`.model.gaussian_nll`);
+    a power-law calibration from an earlier fit (:mod:`.calibrate`) is a map from that raw
+    sigma, not a factor the head could learn around, so training starts from the identity and
+    :mod:`.calibrate` refits after it (``make train`` and ``scripts/train_gpu.sh`` do).
+    """
+    if getattr(model, "std_head", None) is None:
+        return
+    with torch.no_grad():
+        model.std_scale.fill_(1.0)
+        model.std_exponents.copy_(IDENTITY_STD_EXPONENTS.to(model.std_exponents))
 
 
 class Trainer:
@@ -410,6 +425,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.resume:
             self.load_checkpoint()
+        reset_std_calibration(self.model)
         if cfg.minutes > 0:
             return self._fit_for_time(output_path)
         total_steps = cfg.epochs * self.steps_per_epoch

@@ -35,6 +35,10 @@ def _feedback(cancel_after=None):
             self.messages.append(text)
             super().pushInfo(text)
 
+        def pushWarning(self, text):  # noqa: N802
+            self.messages.append(text)
+            super().pushWarning(text)
+
         def setProgress(self, value):  # noqa: N802
             self.reports += 1
             if cancel_after is not None and self.reports >= cancel_after:
@@ -123,6 +127,17 @@ def test_trainmodel_fine_tunes_an_init_model(run_alg, tmp_path):
     run_alg("trainmodel", {**params, "EPOCHS": 1, "INIT_MODEL": init, "OUTPUT": str(out), "REPORT": None})
     meta = _check_model_file(out)
     assert meta["training"]["init_model"] == init
+
+
+def test_trainmodel_says_a_trained_std_head_needs_calibrating(run_alg, tmp_path):
+    init = untrained_model(tmp_path / "init.pt")
+    out = tmp_path / "std.pt"
+    params = {k: v for k, v in TINY.items() if k not in ("WIDTH", "OPTIONS", "SCENE_SIZE_PX")}
+    feedback = _feedback()
+    run_alg("trainmodel", {**params, "EPOCHS": 1, "INIT_MODEL": init, "OPTIONS": '{"model": {"std_head": true}}',
+                           "OUTPUT": str(out), "REPORT": None}, feedback=feedback)
+    assert load_model(str(out))[0].std_head is not None
+    assert any("not calibrated yet" in m and "insar_gnss_3d.core.calibrate" in m for m in feedback.messages)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -272,3 +272,21 @@ def test_a_model_file_from_before_the_power_law_loads_with_the_plain_factor(tiny
     head.std_exponents.copy_(torch.tensor([[0.8, 0.5]] * 3))
     save_model(str(tmp_path / "m.pt"), head, scene, {"samples": 8, "epochs": 1})
     assert load_model(str(tmp_path / "m.pt"))[0].std_exponents[0].tolist() == pytest.approx([0.8, 0.5])
+
+
+def test_training_a_calibrated_model_starts_its_head_from_the_identity_calibration(tiny, tmp_path):
+    """A power-law calibration maps the head's raw sigma; training refits that raw sigma, so
+    it starts from std_scale 1 and identity exponents (calibrate refits after training)."""
+    scene, model, _ = tiny
+    head = adapted_model(model, {"std_head": True})
+    head.std_scale.copy_(torch.tensor([0.08, 0.07, 0.1]))
+    head.std_exponents.copy_(torch.tensor([[0.8, 0.6]] * 3))
+    path = tmp_path / "calibrated.pt"
+    save_model(str(path), head, scene, {"samples": 8, "epochs": 1})
+    cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, init_model=str(path),
+                      checkpoint_dir=str(tmp_path / "ckpt"))
+    trainer = Trainer(cfg)
+    assert trainer.model.std_scale.tolist() == pytest.approx([0.08, 0.07, 0.1])
+    trainer.fit(str(tmp_path / "out.pt"))
+    trained = load_model(str(tmp_path / "out.pt"))[0]
+    assert torch.equal(trained.std_scale, torch.ones(3)) and torch.equal(trained.std_exponents, IDENTITY_STD_EXPONENTS)
