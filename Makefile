@@ -81,7 +81,7 @@ TRAIN_ARGS ?=
 train: $(VENV)/.installed $(PLUGIN_LINK)
 	$(PY) -m insar_gnss_3d.core.train --model-dir $(MODEL_DIR) --minutes $(MINUTES) \
 		--validate-every-minutes 15 $(TRAIN_ARGS)
-	@# the std head's per-component factors on held-out scenes (model and checkpoint)
+	@# the std head's calibration (a power law, core/calibrate.py) on held-out scenes, model and checkpoint
 	$(PY) -m insar_gnss_3d.core.calibrate $(MODEL_DIR)/insar_gnss_3d.pt \
 		--checkpoint $(MODEL_DIR)/insar_gnss_3d.ckpt --skip-without-std-head
 	$(PY) scripts/model_card.py --history $(MODEL_DIR)/history.json
