@@ -39,7 +39,7 @@ import torch
 
 from .benchmark import RECIPES, SIGNAL_THRESHOLD_M, dem_for_scenes, recipe_options, scene_for
 from .configs import SceneConfig
-from .infer import predict_views, std_log_terms, views_mean_and_raw_std
+from .infer import std_log_terms, views_mean_and_raw_std
 from .metrics import within_sigma
 from .modelfile import load_model, save_model
 from .runtime import AtomicPath
@@ -57,29 +57,19 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
                       threshold_m: float = SIGNAL_THRESHOLD_M, dem_m=None) -> np.ndarray:
     """|network - truth| / sigma of every pixel, (3, N) per component, on fresh scenes.
 
-    The network as inference runs it (:func:`.infer.predict_views`, both views).
-
-    Of ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m``
-    (the population the benchmark's calibration is judged on; all when there is none).
+    The network as inference runs it (both views) with the model's calibration; the scenes
+    as :func:`error_terms` draws them.
     """
-    from .synthetic import SceneSampler
-    from .train import batch_to_inputs
+    errors, terms = error_terms(model, scene, scenes, seed, batch, threshold_m, dem_m)
+    return errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy())
 
-    if model.std_head is None:
-        raise ValueError("The model has no std head to calibrate.")
-    sampler = SceneSampler(scene, seed=seed, device="cpu", dem_m=dem_m)
-    out = [[], [], []]
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, scenes, batch):
-            inputs, target = batch_to_inputs(sampler.sample(min(batch, scenes - start)), scene)
-            mean, std = predict_views(model, inputs, with_std=True)
-            z = ((mean - target).abs() / std).numpy()
-            strong = (target * inputs.scale_m[:, None, None, None]).abs().amax((1, 2, 3)).numpy() > threshold_m
-            z = z[strong] if strong.any() else z
-            for c in range(3):
-                out[c].append(z[:, c].ravel())
-    return np.stack([np.concatenate(parts) for parts in out])
+
+def sigma_of_terms(log_terms: np.ndarray, std_scale, std_exponents) -> np.ndarray:
+    """(3, N) calibrated sigma from :func:`error_terms`' log terms (3, N, K).
+
+    The formula of :func:`.infer.calibrated_std`, on terms already computed.
+    """
+    return np.asarray(std_scale)[:, None] * np.exp((log_terms * np.asarray(std_exponents)[:, None, :]).sum(-1))
 
 
 def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 16,
@@ -87,8 +77,9 @@ def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 
     """``(errors (3, N), log terms (3, N, 2))`` of every pixel of fresh scenes, per component.
 
     ``errors``: |network - truth| in scale units; ``log terms``: :func:`.infer.std_log_terms`
-    of the raw (uncalibrated) sigma, the network run as inference runs it (both views). The
-    scenes as :func:`normalised_errors` draws them.
+    of the raw (uncalibrated) sigma, the network run as inference runs it (both views). Of
+    ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m`` (the
+    population the benchmark's calibration is judged on; all of a batch when none there does).
     """
     from .synthetic import SceneSampler
     from .train import batch_to_inputs
@@ -226,13 +217,9 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
         errors.append(e)
         terms.append(t)
     errors, terms = np.concatenate(errors, 1), np.concatenate(terms, 1)
-
-    def sigma(std_scale, std_exponents):
-        return np.asarray(std_scale)[:, None] * np.exp((terms * np.asarray(std_exponents)[:, None, :]).sum(-1))
-
-    before = coverage(errors / sigma(model.std_scale.numpy(), model.std_exponents.numpy()))
+    before = coverage(errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy()))
     factors, exponents = fit_std_calibration(errors, terms, scale_only)
-    after = coverage(errors / sigma(factors, exponents))
+    after = coverage(errors / sigma_of_terms(terms, factors, exponents))
     model.std_scale.copy_(torch.as_tensor(factors, dtype=model.std_scale.dtype))
     model.std_exponents.copy_(torch.as_tensor(exponents, dtype=model.std_exponents.dtype))
     training = dict(payload.get("training", {}))

@@ -58,7 +58,7 @@ def predict_views(model, inputs, with_std: bool = False, views: int = VIEWS):
 def views_mean_and_raw_std(model, inputs, with_std: bool = True, views: int = VIEWS):
     """``(mean, raw sigma)`` (B, 3, H, W) in scale units over ``views`` views, before calibration.
 
-    The raw sigma is the head's, without the model's calibration (:func:`calibrated_std`);
+    The raw sigma is the head's (the model's forward pass), before calibration (:func:`calibrated_std`);
     with two views it is the standard deviation of the equal mixture of the views' Gaussians,
     ``sqrt(mean(s_i^2) + mean((m_i - m)^2))`` (Lakshminarayanan et al. 2017, "Simple and
     scalable predictive uncertainty estimation using deep ensembles", NeurIPS, sec. 2.4).
@@ -69,10 +69,7 @@ def views_mean_and_raw_std(model, inputs, with_std: bool = True, views: int = VI
     has_std = with_std and getattr(model, "std_head", None) is not None
 
     def run(view):
-        if not has_std:
-            return model(view), None
-        mean, std = model(view, with_std=True)
-        return mean, std / model.std_scale[None, :, None, None]
+        return model(view, with_std=True) if has_std else (model(view), None)
 
     first = run(inputs)
     if views == 1:

@@ -293,7 +293,8 @@ class DualBranchNet(nn.Module):
             self.std_head = nn.Sequential(_conv(cfg.width, cfg.width), last)
             #: per-component factors on the head's sigma, fitted after training so that 68 % of
             #: held-out errors lie within one sigma (temperature scaling, Guo et al. 2017,
-            #: "On calibration of modern neural networks", ICML; Kuleshov et al. 2018)
+            #: "On calibration of modern neural networks", ICML; Kuleshov et al. 2018); applied
+            #: by :func:`.infer.calibrated_std`, not by the forward pass, which training fits
             self.register_buffer("std_scale", torch.ones(3))
             #: per-component exponents of the head's sigma and of 1 + the distance to the
             #: nearest station in the calibrated sigma (:func:`.infer.calibrated_std`);
@@ -339,7 +340,7 @@ class DualBranchNet(nn.Module):
         return mean, self.std_from_features(features.detach())
 
     def std_from_features(self, features):
-        """The std head: exp(log sigma) times the calibration factors :attr:`std_scale`.
+        """The std head's raw sigma, exp(log sigma), before calibration (:func:`.infer.calibrated_std`).
 
         log sigma is clamped to [:data:`LOG_STD_MIN`, :data:`LOG_STD_MAX`] (scaled units) so
         the likelihood cannot run away on a pixel the head finds trivially easy.
@@ -348,8 +349,7 @@ class DualBranchNet(nn.Module):
         if self.std_context is not None:
             pooled = torch.cat([features.mean((2, 3)), features.std((2, 3))], 1)
             log_std = log_std + self.std_context(pooled)[:, :, None, None]
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return torch.exp(log_std) * self.std_scale[None, :, None, None]
+        return torch.exp(log_std.clamp(LOG_STD_MIN, LOG_STD_MAX))
 
     @torch.no_grad()
     def gnss_prior(self, inputs, height, width):

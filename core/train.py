@@ -101,10 +101,10 @@ def _distributed():
 def reset_std_calibration(model) -> None:
     """Set a std head's calibration to the identity (``std_scale`` 1, ``std_exponents`` (1, 0)).
 
-    Training fits the head's raw sigma by the Gaussian likelihood (:func:`.model.gaussian_nll`);
-    a power-law calibration from an earlier fit (:mod:`.calibrate`) is a map from that raw
-    sigma, not a factor the head could learn around, so training starts from the identity and
-    :mod:`.calibrate` refits after it (``make train`` and ``scripts/train_gpu.sh`` do).
+    Training fits the head's raw sigma (the forward pass) by the Gaussian likelihood
+    (:func:`.model.gaussian_nll`); a calibration fitted to the head before training
+    (:mod:`.calibrate`) no longer holds after it, so a trained model says it is uncalibrated
+    until :mod:`.calibrate` refits it (``make train`` and ``scripts/train_gpu.sh`` do).
     """
     if getattr(model, "std_head", None) is None:
         return
