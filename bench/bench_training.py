@@ -5,7 +5,9 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 1 km, 16 model epochs; ``ModelConfig()``: width 32; batch 16):
 
 * training: scenes per second through forward + backward + AdamW step (``Trainer.train_step``)
-  on one fixed batch, best of ``steps`` after a warm-up step;
+  on one fixed batch, best of ``steps`` after a warm-up step, in the precision the trainer
+  chooses here (bfloat16 autocast on a CPU with bfloat16 in hardware), and the same step in
+  float32 beside it (the peer: the step as it was before mixed precision on CPUs);
 * generation: scenes per second of ``SceneSampler.sample(16)`` plus ``batch_to_inputs``
   (everything between the seed and the network's inputs), best of ``repeats``; the two are
   timed alternately;
@@ -72,12 +74,24 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
             return batch_to_inputs(sampler.sample(batch_size), scene)
 
     inputs, target = generate()                     # warm-up (FFT plans, allocations)
-    trainer.train_step(inputs, target)              # warm-up (autograd graph, allocator)
-    # alternate, so that both see the same machine state (other work on a shared machine)
-    gen_s = train_s = float("inf")
+    mixed = trainer.use_amp                         # the trainer's choice on this machine
+    step = lambda: trainer.train_step(inputs, target)  # noqa: E731
+    step()                                          # warm-up (autograd graph, allocator)
+
+    def float32_step():
+        trainer.use_amp = False
+        try:
+            step()
+        finally:
+            trainer.use_amp = mixed
+
+    float32_step()
+    # alternate, so that all see the same machine state (other work on a shared machine)
+    gen_s = train_s = float32_s = float("inf")
     for _ in range(max(steps, repeats)):
         gen_s = min(gen_s, _best(generate, 1))
-        train_s = min(train_s, _best(lambda: trainer.train_step(inputs, target), 1))
+        train_s = min(train_s, _best(step, 1))
+        float32_s = min(float32_s, _best(float32_step, 1))
     train_rate = batch_size / train_s
     gen_rate = batch_size / gen_s
 
@@ -109,14 +123,20 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
 
     result = {"device": str(trainer.device), "threads": torch.get_num_threads(),
               "load_average": os.getloadavg()[0], "batch_size": batch_size,
-              "train_scenes_per_s": train_rate, "generate_scenes_per_s": gen_rate,
+              "train_scenes_per_s": train_rate, "train_precision": str(trainer.amp_dtype) if mixed else "float32",
+              "float32_train_scenes_per_s": batch_size / float32_s, "generate_scenes_per_s": gen_rate,
               "generation_over_training": gen_rate / train_rate,
               "infer_64px_s": infer_64, "infer_128px_s": infer_128,
               "parameters": parameter_count(model), "model_file_bytes": file_bytes}
     print(f"Training, default recipe ({scene.size_px} px scenes, width {model.config.width}, batch "
           f"{batch_size}) on {result['device']} with {result['threads']} threads, load average "
           f"{result['load_average']:.1f}:")
-    print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {max(steps, repeats)})")
+    precision = f"{result['train_precision']} autocast" if mixed else "float32"
+    print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {max(steps, repeats)}; "
+          f"{precision})")
+    if mixed:
+        print(f"  float32    {batch_size / float32_s:7.2f} scenes/s  (the same step without mixed precision): "
+              f"mixed precision x{float32_s / train_s:.2f}")
     print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {max(steps, repeats)})")
     print(f"  generation / training = {result['generation_over_training']:.1f}x (goal >= 5x)")
     print(f"  inference  {1e3 * infer_64:.0f} ms per {scene.size_px} x {scene.size_px} tile, "

@@ -476,6 +476,9 @@ class TrainConfig:
     validation_samples: int = 64
     seed: int = 0
     device: str = "auto"
+    #: mixed precision in the training step: float16 (bfloat16 where supported) on CUDA,
+    #: bfloat16 on a CPU with it in hardware (:func:`.runtime.cpu_native_bf16`); validation
+    #: and inference stay float32
     amp: bool = True
     threads: int = 0             # CPU threads (0: torch's default)
     #: torch.compile the network for the training steps (validation runs it eagerly): on this

@@ -47,7 +47,7 @@ from .configs import ModelConfig, SceneConfig
 from .model import (IDENTITY_STD_EXPONENTS, OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll,
                     load_trained_state, parameter_count, with_calibration_defaults)
 from .modelfile import load_model, save_model
-from .runtime import AtomicPath, Cancelled, select_device  # noqa: F401 (select_device: importers use it from here too)
+from .runtime import AtomicPath, Cancelled, cpu_native_bf16, select_device  # noqa: F401 (select_device: importers use it from here too)
 from .synthetic import MULTI_SCALE, REALISM, SceneSampler, model_epoch_days
 
 
@@ -216,9 +216,11 @@ class Trainer:
             return ramp * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor)
-        self.use_amp = cfg.amp and self.device.type == "cuda"
-        self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported()
-                          else torch.float16)
+        # mixed precision: float16/bfloat16 on a GPU; bfloat16 on a CPU only where it has
+        # bfloat16 arithmetic in hardware (emulated, it is ~10x slower than float32)
+        cuda = self.device.type == "cuda"
+        self.use_amp = cfg.amp and (cuda or cpu_native_bf16())
+        self.amp_dtype = (torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         long_run = (cfg.minutes >= 10.0 if cfg.minutes > 0
                     else cfg.samples * cfg.epochs >= COMPILE_OKADA_MIN_SCENES)
@@ -646,7 +648,8 @@ def build_parser():
     p.add_argument("--validation-samples", type=int, default=d.validation_samples, help="fixed-seed validation scenes")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of everything random")
     p.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--no-amp", action="store_true",
+                   help="disable mixed precision (on CUDA; bfloat16 on a CPU with it in hardware)")
     p.add_argument("--threads", type=int, default=d.threads, help="CPU threads per process (0 = torch default)")
     p.add_argument("--compile-model", action="store_true",
                    help="torch.compile the network for training steps (minutes to compile; ~1.1-1.35x faster "

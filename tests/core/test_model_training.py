@@ -66,6 +66,25 @@ def test_short_training_lowers_the_loss_on_a_fixed_batch(tiny_batch, tmp_path):
     assert last < 0.7 * first
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_cpu_mixed_precision_only_where_the_cpu_has_bfloat16(tiny_batch, tmp_path, monkeypatch, native_bf16):
+    from insar_gnss_3d.core import train
+
+    monkeypatch.setattr(train, "cpu_native_bf16", lambda: native_bf16)
+    scene, (inputs, target) = tiny_batch
+    trainer = Trainer(tiny_config(tmp_path, epochs=40, device="cpu"))
+    assert trainer.use_amp is native_bf16
+    assert not trainer.scaler.is_enabled()           # bfloat16 needs no loss scaling
+    assert not Trainer(tiny_config(tmp_path / "off", device="cpu", amp=False)).use_amp
+    first = trainer.train_step(inputs, target)
+    for _ in range(40):
+        last = trainer.train_step(inputs, target)
+    assert last < 0.7 * first                        # it learns in bfloat16 as in float32
+    trainer.model.eval()
+    with torch.no_grad():                            # the weights stay float32
+        assert trainer.model(inputs).dtype == torch.float32
+
+
 def test_checkpoint_resume_gives_the_same_state(tmp_path):
     full = Trainer(tiny_config(tmp_path / "a", epochs=2))
     full.fit()

@@ -50,3 +50,16 @@ def test_select_device():
     with pytest.raises(ValueError, match="Unknown device 'tpu'"):
         runtime.select_device("tpu")
     assert runtime.DEVICES == ("auto", "cpu", "cuda")
+
+
+def test_cpu_native_bf16_reads_the_cpu_flags(tmp_path):
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    haswell = tmp_path / "haswell"
+    haswell.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    sapphire = tmp_path / "sapphire"
+    sapphire.write_text("flags\t\t: avx512f amx_tile amx_bf16\n")
+    assert runtime.cpu_native_bf16(str(zen4))
+    assert runtime.cpu_native_bf16(str(sapphire))
+    assert not runtime.cpu_native_bf16(str(haswell))
+    assert not runtime.cpu_native_bf16(str(tmp_path / "no such file"))
