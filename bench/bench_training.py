@@ -5,9 +5,9 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 1 km, 16 model epochs; ``ModelConfig()``: width 32; batch 16):
 
 * training: scenes per second through forward + backward + AdamW step (``Trainer.train_step``)
-  on one fixed batch, best of ``steps`` after a warm-up step, in the precision the trainer
-  chooses here (bfloat16 autocast on a CPU with bfloat16 in hardware), and the same step in
-  float32 beside it (the peer: the step as it was before mixed precision on CPUs);
+  on one fixed batch, best of ``steps`` after a warm-up step, with mixed precision where it
+  exists (``--cpu-bf16``: bfloat16 autocast on a CPU with bfloat16 in hardware; AMP on CUDA),
+  and the same step in float32 beside it (the peer: the default step on a CPU);
 * generation: scenes per second of ``SceneSampler.sample(16)`` plus ``batch_to_inputs``
   (everything between the seed and the network's inputs), best of ``repeats``; the two are
   timed alternately;
@@ -65,7 +65,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     # the shipped model's recipe (2048 scenes x 32 epochs: the trainer compiles the Okada
     # kernel for a run that long); only single steps are timed
     cfg = TrainConfig(samples=2048, epochs=32, batch_size=batch_size, validation_samples=1,
-                      device=device, checkpoint_dir="", resume=False)
+                      device=device, checkpoint_dir="", resume=False, cpu_bf16=True)
     trainer = Trainer(cfg)
     sampler = SceneSampler(scene, seed=123, device=trainer.device)
 
@@ -74,7 +74,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
             return batch_to_inputs(sampler.sample(batch_size), scene)
 
     inputs, target = generate()                     # warm-up (FFT plans, allocations)
-    mixed = trainer.use_amp                         # the trainer's choice on this machine
+    mixed = trainer.use_amp                         # --cpu-bf16 (or AMP on CUDA) here
     step = lambda: trainer.train_step(inputs, target)  # noqa: E731
     step()                                          # warm-up (autograd graph, allocator)
 

@@ -72,10 +72,10 @@ def test_cpu_mixed_precision_only_where_the_cpu_has_bfloat16(tiny_batch, tmp_pat
 
     monkeypatch.setattr(train, "cpu_native_bf16", lambda: native_bf16)
     scene, (inputs, target) = tiny_batch
-    trainer = Trainer(tiny_config(tmp_path, epochs=40, device="cpu"))
+    trainer = Trainer(tiny_config(tmp_path, epochs=40, device="cpu", cpu_bf16=True))
     assert trainer.use_amp is native_bf16
     assert not trainer.scaler.is_enabled()           # bfloat16 needs no loss scaling
-    assert not Trainer(tiny_config(tmp_path / "off", device="cpu", amp=False)).use_amp
+    assert not Trainer(tiny_config(tmp_path / "default", device="cpu")).use_amp   # opt-in
     first = trainer.train_step(inputs, target)
     for _ in range(40):
         last = trainer.train_step(inputs, target)
