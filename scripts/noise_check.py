@@ -8,8 +8,7 @@ the truth's LOS (each track's mean removed) divided by the noise the step gave i
 ratios near 1. Prints, per recipe, the median and 10th/90th percentiles, and the worst tracks
 with how they were referenced.
 
-    PYTHONPATH=build/plugins .venv/bin/python scripts/noise_check.py --scenes 30 --seed 777 \\
-        --recipes classic realism multiscale
+    PYTHONPATH=build/plugins .venv/bin/python scripts/noise_check.py --seed 777
 """
 
 from __future__ import annotations
