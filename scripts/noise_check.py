@@ -59,6 +59,7 @@ def track_ratios(scenes: int, seed: int, recipe: str):
 
 
 def main(argv=None):
+    """The command line: print each recipe's ratios and its worst tracks."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=30, help="scenes per recipe")
     p.add_argument("--seed", type=int, default=777, help="benchmark seed")
