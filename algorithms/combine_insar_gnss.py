@@ -127,7 +127,8 @@ class CombineInsarGnssAlgorithm(InsarGnssAlgorithm):
                         f"{t['parameter']}: {t['epochs']} epochs, noise {1e3 * t['noise_m']:.1f} mm, "
                         f"reference {ref['method']} (offset {1e3 * ref['offset_m']:.1f} mm, ramp "
                         f"{1e6 * ref['ramp_east_m_per_m']:.2f} / {1e6 * ref['ramp_north_m_per_m']:.2f} "
-                        f"mm/km east/north, {ref['stations_used']} stations), LOS residual RMS of the "
+                        f"mm/km east/north, {ref['stations_used']} stations; ramp left "
+                        f"~{1e3 * t.get('ramp_noise_m', 0.0):.1f} mm), LOS residual RMS of the "
                         f"output {1e3 * t['los_residual_rms_m']:.1f} mm.")
             check_canceled(feedback)
             steps.setCurrentStep(2)

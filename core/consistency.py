@@ -156,7 +156,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
         if fits or width <= 0:
             break
         width = max(0.0, width - 1.0)
-        estimate, std, _ = solve_tracks(result.observations, prior, sigma, width, scale_prior=True)
+        estimate, std, _ = solve_tracks(result.observations, prior, sigma, width, scale_prior=True,
+                                        ramp_noise_m=result.ramp_noise_m)
     if width < dead_zone:
         result.notes.append(f"the network missed a track by more than its noise + {1e3 * LOS_RESIDUAL_MARGIN_M:g} "
                             f"mm: the data-consistency step's dead zone was narrowed from {dead_zone:g} to "

@@ -12,7 +12,9 @@ GNSS network, in four steps (METHOD.md, "Trust"):
 3. **Reference offset and ramp against GNSS** (:func:`fit_reference_ramp`): an InSAR track
    is relative to an arbitrary reference and carries orbital ramps; the GNSS displacement
    projected into the line of sight at the stations fixes both; the station residuals give
-   the fitted surface's own uncertainty (:func:`reference_noise_m`), added to the noise.
+   the fitted surface's own uncertainty (:func:`reference_noise_m`), added to the noise;
+   a track with too few stations for a ramp keeps its ramp, whose spread
+   (:func:`unremoved_ramp_noise_m`) is added too.
 4. **Per-pixel weighted least squares** (:func:`joint_enu`) of the tracks' LOS
    displacements and a 3-D prior (the bounded GNSS interpolation of
    :func:`.gnss_prior.kriging_prior`, or a network's output) with its standard deviation,
@@ -74,7 +76,7 @@ def _unit_field(unit, h, w, what):
     return u
 
 
-def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
+def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m, extra_error_m_list=None):
     """Per-pixel weighted least squares of east/north/up from LOS tracks and a 3-D prior.
 
     Minimises, for every pixel, over ``d = (east, north, up)``::
@@ -88,6 +90,14 @@ def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
     eq. 3.37): the standard deviations are ``sqrt(diag N^-1)``. A track that is NaN in a
     pixel drops out of that pixel's sums; a pixel without any track returns the prior. The
     3 x 3 systems are solved in batches of rows (``numpy.linalg.inv`` on (N, 3, 3)).
+
+    With ``extra_error_m_list`` each track's observations carry, besides the noise they are
+    weighted by, an error of that standard deviation that the weights leave out (a ramp
+    common to the whole track, which down-weighting every pixel would not remove). The
+    estimate is unchanged; its covariance is then the weighted least-squares estimator's
+    under those errors, ``N^-1 (sum_k l_k l_k^T (s_k^2 + e_k^2) / s_k^4 + diag(1 / sp^2)) N^-1``
+    (the "sandwich"; Koch 1999, sec. 3.2.2, the covariance of a linear function of the
+    observations).
 
     Parameters
     ----------
@@ -103,6 +113,8 @@ def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
     prior_sigma_m : array_like, (3, H, W) or (3,)
         Prior standard deviation [m], > 0; ``inf`` = no prior on that component (the pixel is
         NaN when the tracks alone cannot resolve it).
+    extra_error_m_list : sequence of float, optional
+        Each track's error [m] outside its weights (see above); None = none.
 
     Returns
     -------
@@ -130,6 +142,10 @@ def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
         if np.any(noise <= 0):
             raise ValueError(f"track {k}: the noise must be > 0 [m].")
         tracks.append((los, _unit_field(unit, h, w, f"track {k}"), noise))
+    extra = [0.0] * len(tracks) if extra_error_m_list is None else [float(e) for e in extra_error_m_list]
+    if len(extra) != len(tracks) or not all(math.isfinite(e) and e >= 0 for e in extra):
+        raise ValueError(f"extra_error_m_list needs one finite error >= 0 [m] per track, got {extra_error_m_list}.")
+    sandwich = any(e > 0 for e in extra)
     est = np.full((3, h, w), np.nan)
     std = np.full((3, h, w), np.nan)
     step = _block_rows(w, 12)
@@ -143,14 +159,18 @@ def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
         idx = np.arange(3)
         normal[:, idx, idx] = wp.T
         rhs = np.where(wp > 0, wp * p, 0.0).T.copy()
-        for los, unit, noise in tracks:
+        middle = normal.copy() if sandwich else None        # the errors' covariance, weighted
+        for (los, unit, noise), e in zip(tracks, extra):
             b = los[rows].reshape(n_pix)
             l_ = unit[:, rows].reshape(3, n_pix).T
             ok = np.isfinite(b) & np.isfinite(l_).all(1) & np.isfinite(noise[rows].reshape(n_pix))
             wt = np.where(ok, 1.0 / noise[rows].reshape(n_pix) ** 2, 0.0)
             l_ = np.where(ok[:, None], l_, 0.0)
-            normal += wt[:, None, None] * l_[:, :, None] * l_[:, None, :]
+            outer = l_[:, :, None] * l_[:, None, :]
+            normal += wt[:, None, None] * outer
             rhs += (wt * np.where(ok, b, 0.0))[:, None] * l_
+            if sandwich:
+                middle += (wt * (1.0 + e ** 2 * wt))[:, None, None] * outer     # (s^2 + e^2) / s^4
         good = np.isfinite(normal).all((1, 2)) & np.isfinite(rhs).all(1)
         # scale-free singularity test: determinant against the product of the diagonal
         diag = np.prod(np.where(good[:, None], normal[:, idx, idx], 1.0), axis=1)
@@ -161,7 +181,8 @@ def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m):
         if good.any():
             inv = np.linalg.inv(normal[good])
             out_e[good] = np.einsum("nij,nj->ni", inv, rhs[good])
-            out_s[good] = np.sqrt(np.maximum(inv[:, idx, idx], 0.0))
+            cov = inv @ middle[good] @ inv if sandwich else inv
+            out_s[good] = np.sqrt(np.maximum(cov[:, idx, idx], 0.0))
         est[:, rows] = out_e.T.reshape(3, -1, w)
         std[:, rows] = out_s.T.reshape(3, -1, w)
     return est, std
@@ -213,15 +234,21 @@ class JointResult:
     #: the tracks as they entered the solve: (referenced LOS (H, W) [m], unit vector, noise
     #: [m]) each, before any dead zone (:func:`solve_tracks` can solve them again)
     observations: list = field(default_factory=list)
+    #: each observed track's ramp left after referencing [m] (:func:`unremoved_ramp_noise_m`;
+    #: 0 where the stations fitted it): it widens the standard deviation, not the weights
+    ramp_noise_m: list = field(default_factory=list)
 
 
-def solve_tracks(observations, prior_m, prior_std_m, dead_zone: float = 0.0, scale_prior: bool = True):
+def solve_tracks(observations, prior_m, prior_std_m, dead_zone: float = 0.0, scale_prior: bool = True,
+                 ramp_noise_m=None):
     """The estimate (3, H, W), its standard deviation (3, H, W) and the prior's scale factor.
 
     ``observations``: (los_m, unit, noise_m) per track (:attr:`JointResult.observations`).
     With ``dead_zone`` > 0 each track enters through :func:`dead_zone_observation` and the
     standard deviation uses its noise times ``sqrt(1 + dead_zone^2 / 3)``; with
     ``scale_prior`` the prior's standard deviation is widened by :func:`prior_scale`.
+    ``ramp_noise_m`` (per track, :func:`unremoved_ramp_noise_m`) widens the standard
+    deviation only (:func:`joint_enu`'s ``extra_error_m_list``), not the weights.
     """
     los = [b for b, _, _ in observations]
     units = [u for _, u, _ in observations]
@@ -229,13 +256,13 @@ def solve_tracks(observations, prior_m, prior_std_m, dead_zone: float = 0.0, sca
     if dead_zone > 0:
         los = [dead_zone_observation(b, u, n, prior_m, dead_zone) for b, u, n in zip(los, units, noises)]
     scale = prior_scale(los, units, noises, prior_m, prior_std_m) if scale_prior else 1.0
-    estimate, std = joint_enu(los, units, noises, prior_m, prior_std_m * scale)
+    estimate, std = joint_enu(los, units, noises, prior_m, prior_std_m * scale, ramp_noise_m)
     if dead_zone > 0:
         # the estimate may sit anywhere within the dead zone of a track: its error along the
         # look direction is the track's noise plus up to +/- dead_zone noise units; with that
         # offset uniform, the variance is s^2 (1 + dead_zone^2 / 3), which the std reports
         inflation = math.sqrt(1.0 + dead_zone ** 2 / 3.0)
-        _, std = joint_enu(los, units, [n * inflation for n in noises], prior_m, prior_std_m * scale)
+        _, std = joint_enu(los, units, [n * inflation for n in noises], prior_m, prior_std_m * scale, ramp_noise_m)
     return estimate, std, scale
 
 
@@ -354,6 +381,49 @@ def reference_noise_m(coefficients):
     if p == 0 or res.size <= p:
         return 0.0
     return math.sqrt(p * float(np.sum(res ** 2)) / (res.size * (res.size - p)))
+
+
+#: Fewer stations than this on a track cannot fit its ramp (offset + 2 slopes from at least
+#: 4, :func:`.track_reduction.fit_reference_ramp`): the ramp left in such a track enters its
+#: noise (:func:`unremoved_ramp_noise_m`). Four or more stations on a line fit no ramp either,
+#: but they pin the track along the line, and the far-field plane would then mostly measure
+#: the prior's own error (on Illapel's coastal network it doubled the noise estimate).
+MIN_RAMP_STATIONS = 4
+
+#: Pixels whose predicted LOS motion is at most this fraction of the scene's 99th percentile
+#: are the far field on which :func:`unremoved_ramp_noise_m` measures a track's ramp.
+FAR_FIELD_FRACTION = 0.1
+
+
+def unremoved_ramp_noise_m(los_m, unit, prior_m, pixel_m: float, far_fraction: float = FAR_FIELD_FRACTION):
+    """Spatial standard deviation [m] of the ramp a track still carries after an offset reference.
+
+    A track referenced without a ramp (fewer than :data:`MIN_RAMP_STATIONS` stations, or
+    none: :func:`.track_reduction.fit_reference_ramp`) keeps its long-wavelength ramp
+    (orbits, ionosphere, troposphere; Fattahi & Amelung 2014, GJI 199(3), 1582-1592,
+    doi:10.1093/gji/ggu321), which its series noise does not see: on synthetic scenes such
+    tracks missed the truth by up to 15 times their noise estimate (``scripts/noise_check.py``).
+    The ramp is measured as the plane fitted by least squares to the track's misfit to the
+    prior, ``los - l . prior``, on the far field (pixels where ``|l . prior|`` is at most
+    ``far_fraction`` of its 99th percentile, where the prior's own error is smallest; all
+    valid pixels when fewer than 50 are far). Returns the standard deviation of the plane's
+    slope part over the track's valid pixels, 0 when nothing can be fitted.
+    """
+    los = np.asarray(los_m, dtype=np.float64)
+    prior = np.asarray(prior_m, dtype=np.float64)
+    h, w = los.shape
+    predicted = np.sum(_unit_field(unit, h, w, "unremoved_ramp_noise_m") * prior, axis=0)
+    misfit = los - predicted
+    valid = np.isfinite(misfit)
+    if valid.sum() < 50:
+        return 0.0
+    far = valid & (np.abs(predicted) <= far_fraction * np.nanpercentile(np.abs(predicted[valid]), 99))
+    use = far if far.sum() >= 50 else valid
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64) * pixel_m
+    design = np.column_stack([np.ones(use.sum()), cols[use], rows[use]])
+    coef, *_ = np.linalg.lstsq(design, misfit[use], rcond=None)
+    slope = coef[1] * cols[valid] + coef[2] * rows[valid]
+    return float(np.std(slope))
 
 
 def _fill_sigma(net_sigma, net):
@@ -478,7 +548,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
         prior_m, prior_std = prior
     prior_m = np.asarray(prior_m, dtype=np.float64)
     prior_std = np.asarray(prior_std, dtype=np.float64)
-    los_used, unit_used, noise_used, track_q = [], [], [], []
+    los_used, unit_used, noise_used, ramp_used, track_q = [], [], [], [], []
     for k, (series, e_days, unit) in enumerate(zip(series_list, epoch_days_list, unit_list)):
         name = ("ascending", "descending")[k] if len(series_list) == 2 else f"track {k}"
         if series is None or not np.isfinite(np.asarray(series)).any():
@@ -500,18 +570,21 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
             notes.append(f"{name}: {coef['note']}")
         series_noise = noise
         reference_noise = reference_noise_m(coef)
+        ramp_noise = (unremoved_ramp_noise_m(corrected, unit, prior_m, pixel_m)
+                      if coef.get("stations_used", 0) < MIN_RAMP_STATIONS else 0.0)
         noise = math.hypot(series_noise, reference_noise)
+        ramp_used.append(ramp_noise)
         los_used.append(corrected)
         unit_used.append(unit)
         noise_used.append(noise)
         track_q.append({"track": name, "used": True, "epochs": int(len(e_days)),
                         "noise_m": noise, "series_noise_m": series_noise,
-                        "reference_noise_m": reference_noise,
+                        "reference_noise_m": reference_noise, "ramp_noise_m": ramp_noise,
                         "median_epoch_residual_m": float(np.nanmedian(resid)),
                         "reference": {k2: v for k2, v in coef.items() if k2 != "station_residual_m"},
                         "_los": corrected, "_unit": unit})
     observations = list(zip(los_used, unit_used, noise_used))
-    estimate, std, scale = solve_tracks(observations, prior_m, prior_std, dead_zone, scale_prior)
+    estimate, std, scale = solve_tracks(observations, prior_m, prior_std, dead_zone, scale_prior, ramp_used)
     if scale > 1.0:
         notes.append(f"prior standard deviation scaled by {scale:.2f} (the tracks disagree with "
                      f"the prior more than both uncertainties allow)")
@@ -526,4 +599,4 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
                "time_function_days": [float(v) for v in days],
                "time_function_values": [float(v) for v in f_days],
                "tracks": track_q, "stations": stations}
-    return JointResult(estimate, std, prior_m, prior_std, quality, notes, observations)
+    return JointResult(estimate, std, prior_m, prior_std, quality, notes, observations, ramp_used)

@@ -231,6 +231,12 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
                 f"{track['track']} track: the output misses its LOS by {1e3 * rms:.1f} mm RMS "
                 f"(its noise estimate: {1e3 * noise:.1f} mm)"
                 + ("; the output does not explain this track within its noise." if level == "warning" else "."))))
+            if track.get("ramp_noise_m", 0.0) > 0.0:
+                stations = track.get("reference", {}).get("stations_used", 0)
+                notes.append(Note("info", (
+                    f"{track['track']} track: {stations} GNSS station(s) on it, too few to fit its ramp; "
+                    f"the ramp it may keep (~{1e3 * track['ramp_noise_m']:.1f} mm RMS over the scene, "
+                    "measured where the network predicts little motion) widens the std bands.")))
 
     def peak(field):
         return [float(np.nanmax(np.abs(b))) if np.isfinite(b).any() else None for b in field]
@@ -286,8 +292,10 @@ def quality_html(quality: dict) -> str:
              for n in quality.get("notes", [])]
     tracks = [t for t in quality.get("tracks", []) if t.get("used")]
     parts.append("<h2>Tracks</h2>")
-    parts.append(html_table(["track", "noise estimate [mm]", "LOS residual RMS of the output [mm]"],
-                            [[t["track"], 1e3 * t["noise_m"], 1e3 * t["los_residual_rms_m"]] for t in tracks],
+    parts.append(html_table(["track", "noise estimate [mm]", "ramp left after referencing [mm]",
+                             "LOS residual RMS of the output [mm]"],
+                            [[t["track"], 1e3 * t["noise_m"], 1e3 * t.get("ramp_noise_m", 0.0),
+                              1e3 * t["los_residual_rms_m"]] for t in tracks],
                             ".1f"))
     sigma = quality.get("network_sigma_m")
     if sigma:

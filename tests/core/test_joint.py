@@ -8,8 +8,8 @@ from insar_gnss_3d.core.baselines import decompose_asc_desc
 from insar_gnss_3d.core.geometry import los_unit_vector
 from insar_gnss_3d.core.joint import (estimate_scene, event_time_function, fit_reference_ramp,
                                       gnss_net_sigma, joint_enu, los_residual_rms, prior_scale,
-                                      reduce_series,
-                                      step_time_function, track_noise_m)
+                                      reduce_series, solve_tracks, step_time_function, track_noise_m,
+                                      unremoved_ramp_noise_m)
 
 ASC = np.array(los_unit_vector(-12.0, 39.0))
 DESC = np.array(los_unit_vector(-168.0, 39.0))
@@ -315,6 +315,7 @@ def test_estimate_scene_beats_both_inputs_on_a_synthetic_scene():
         assert 0.003 < t["noise_m"] < 0.008
         assert t["los_residual_rms_m"] < 2 * t["noise_m"]
         assert_allclose(t["reference"]["ramp_east_m_per_m"], 3e-7, atol=1e-7)
+        assert t["ramp_noise_m"] == 0.0            # the ramp was fitted to the stations
     assert len(result.quality["stations"]) == n_st
 
 
@@ -344,6 +345,73 @@ def test_estimate_scene_stays_bounded_with_degenerate_networks(layout):
     assert {t["reference"]["method"] for t in result.quality["tracks"]} == {"offset"}
     err = np.sqrt(np.mean((result.estimate_m - truth) ** 2, axis=(1, 2)))
     assert err[0] < 0.01 and err[2] < 0.01
+
+
+def _bump_and_ramp(h=60, w=80, pixel=2000.0, ramp=(4e-7, -2.5e-7)):
+    """A Gaussian uplift (3, H, W) [m] and a planar ramp (H, W) [m] in the scene frame."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((xx - 30) ** 2 + (yy - 25) ** 2) / 50.0
+    truth = np.stack([0.1 * np.exp(-r2), 0.05 * np.exp(-r2), 0.4 * np.exp(-r2)])
+    plane = 0.01 + ramp[0] * xx * pixel + ramp[1] * yy * pixel
+    return truth, plane, pixel
+
+
+def test_unremoved_ramp_noise_is_the_spread_of_the_ramp_left_in_a_track():
+    rng = np.random.default_rng(21)
+    truth, plane, pixel = _bump_and_ramp()
+    los = np.tensordot(ASC, truth, 1) + plane + rng.normal(0.0, 0.003, plane.shape)
+    los[:10, :15] = np.nan                                   # a decorrelated corner
+    expected = np.std((plane - 0.01)[np.isfinite(los)])      # ~11 mm
+    assert_allclose(unremoved_ramp_noise_m(los, ASC, truth, pixel), expected, rtol=0.05)
+    # a prior 50 % too strong near the fault: the far field still measures the ramp
+    assert_allclose(unremoved_ramp_noise_m(los, ASC, 1.5 * truth, pixel), expected, rtol=0.1)
+    flat = np.tensordot(ASC, truth, 1) + rng.normal(0.0, 0.003, plane.shape)
+    assert unremoved_ramp_noise_m(flat, ASC, truth, pixel) < 0.1 * expected
+    assert unremoved_ramp_noise_m(np.full_like(plane, np.nan), ASC, truth, pixel) == 0.0
+
+
+def test_an_offset_reference_counts_the_ramp_it_leaves_in_the_noise():
+    """One station: offset-only references; the tracks' ramps enter their noise (ramp_noise_m)."""
+    rng = np.random.default_rng(22)
+    truth, plane, pixel = _bump_and_ramp()
+    acq = np.arange(0, 121, 12.0)
+    step = step_time_function(acq, 60)[:, None, None]
+    series = [(np.tensordot(u, truth, 1) + plane)[None] * step + rng.normal(0, 0.003, (len(acq),) + plane.shape)
+              for u in (ASC, DESC)]
+    sr, sc = np.array([40.5]), np.array([60.5])
+    xy = np.column_stack([sc * pixel, -sr * pixel])
+    gnss = _stations(rng, step_time_function(np.arange(121.0), 60), truth[:, sr.astype(int), sc.astype(int)].T)
+    result = estimate_scene(series, [acq, acq], [ASC, DESC], gnss, xy, pixel, event_day=60)
+    ramp_std = np.std(plane)
+    for t, ramp in zip(result.quality["tracks"], result.ramp_noise_m):
+        assert t["reference"]["method"] == "offset"
+        # the kriging prior of one station is nearly flat: the far field is most of the scene
+        assert_allclose(t["ramp_noise_m"], ramp_std, rtol=0.15)
+        assert ramp == t["ramp_noise_m"] > 5 * t["series_noise_m"]
+    # the ramp widens the standard deviation, not the weights: the estimate is the same
+    est, std, _ = solve_tracks(result.observations, result.prior_m, result.prior_std_m)
+    est_r, std_r, _ = solve_tracks(result.observations, result.prior_m, result.prior_std_m,
+                                   ramp_noise_m=result.ramp_noise_m)
+    assert_allclose(est_r, est)
+    assert np.all(std_r >= std - 1e-12) and np.median(std_r[2] / std[2]) > 2.0
+
+
+def test_joint_std_with_an_error_outside_the_weights_matches_a_simulation():
+    """The sandwich covariance: weights from the noise s, errors of variance s^2 + e^2."""
+    rng = np.random.default_rng(23)
+    h = w = 80
+    truth = np.zeros((3, h, w))
+    s, e, prior_sigma = 0.01, 0.03, np.array([0.05, 0.05, 0.05])
+    los = [np.tensordot(u, truth, 1) + rng.normal(0, s, (h, w)) + rng.normal(0, e, (h, w)) for u in (ASC, DESC)]
+    prior = truth + prior_sigma[:, None, None] * rng.normal(0, 1, truth.shape)
+    est, std = joint_enu(los, [ASC, DESC], [s, s], prior, prior_sigma, extra_error_m_list=[e, e])
+    plain_est, plain_std = joint_enu(los, [ASC, DESC], [s, s], prior, prior_sigma)
+    assert_allclose(est, plain_est)
+    empirical = np.std(est - truth, axis=(1, 2))
+    assert_allclose(std[:, 0, 0], empirical, rtol=0.06)           # 6,400 pixels: ~1 % sampling error
+    assert np.all(plain_std[[0, 2], 0, 0] < 0.5 * empirical[[0, 2]])  # without it: too narrow on E, U
+    with pytest.raises(ValueError, match="extra_error_m_list"):
+        joint_enu(los, [ASC, DESC], [s, s], prior, prior_sigma, extra_error_m_list=[e])
 
 
 def test_estimate_scene_without_any_track_is_the_gnss_prior_on_the_grid_given():

@@ -86,3 +86,22 @@ def test_station_agreement_counts_components_within_two_combined_sigmas():
     assert station_agreement_notes([{"station": "X", "gnss_m": [0, 0, 0], "residual_m": [1.0, 1.0, 1.0]}]) == []
     nan = station([float("nan"), 1.0, 1.0])
     assert "2 of 2 station components" in station_agreement_notes([nan])[0].text
+
+
+def test_a_track_too_few_stations_could_deramp_is_named_with_the_ramp_it_may_keep():
+    from insar_gnss_3d.core.joint import JointResult
+    from insar_gnss_3d.core.quality import extraction_quality
+
+    field = np.zeros((3, 32, 32))
+    tracks = [{"track": "ascending", "used": True, "noise_m": 0.01, "los_residual_rms_m": 0.012,
+               "ramp_noise_m": 0.034, "reference": {"method": "offset", "stations_used": 1}},
+              {"track": "descending", "used": True, "noise_m": 0.01, "los_residual_rms_m": 0.011,
+               "ramp_noise_m": 0.0, "reference": {"method": "offset+ramp", "stations_used": 6}}]
+    joint = JointResult(field, field + 0.01, field, field + 0.01,
+                        {"tracks": tracks, "stations": [], "time_function": "step"})
+    quality = extraction_quality(SceneConfig(), (32, 32), 1000.0, field, joint, [np.zeros((2, 32, 32))] * 2,
+                                 np.zeros((0, 2)))
+    ramp_notes = [n["text"] for n in quality["notes"] if "ramp" in n["text"]]
+    assert ramp_notes == ["ascending track: 1 GNSS station(s) on it, too few to fit its ramp; the ramp it may "
+                          "keep (~34.0 mm RMS over the scene, measured where the network predicts little "
+                          "motion) widens the std bands."]
