@@ -74,7 +74,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
             return batch_to_inputs(sampler.sample(batch_size), scene)
 
     inputs, target = generate()                     # warm-up (FFT plans, allocations)
-    mixed = trainer.use_amp                         # --cpu-bf16 (or AMP on CUDA) here
+    mixed, precision = trainer.use_amp, trainer.precision     # --cpu-bf16 (or AMP on CUDA) here
     step = lambda: trainer.train_step(inputs, target)  # noqa: E731
     step()                                          # warm-up (autograd graph, allocator)
 
@@ -123,7 +123,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
 
     result = {"device": str(trainer.device), "threads": torch.get_num_threads(),
               "load_average": os.getloadavg()[0], "batch_size": batch_size,
-              "train_scenes_per_s": train_rate, "train_precision": str(trainer.amp_dtype) if mixed else "float32",
+              "train_scenes_per_s": train_rate, "train_precision": precision,
               "float32_train_scenes_per_s": batch_size / float32_s, "generate_scenes_per_s": gen_rate,
               "generation_over_training": gen_rate / train_rate,
               "infer_64px_s": infer_64, "infer_128px_s": infer_128,
@@ -131,7 +131,6 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     print(f"Training, default recipe ({scene.size_px} px scenes, width {model.config.width}, batch "
           f"{batch_size}) on {result['device']} with {result['threads']} threads, load average "
           f"{result['load_average']:.1f}:")
-    precision = f"{result['train_precision']} autocast" if mixed else "float32"
     print(f"  training   {train_rate:7.2f} scenes/s  ({train_s:.2f} s per step, best of {max(steps, repeats)}; "
           f"{precision})")
     if mixed:

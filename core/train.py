@@ -364,6 +364,11 @@ class Trainer:
         with AtomicPath(path) as part, open(part, "w") as f:
             json.dump(payload, f, indent=1)
 
+    @property
+    def precision(self) -> str:
+        """The training step's arithmetic, in words: ``bfloat16 autocast``, ``float16 autocast`` or ``float32``."""
+        return f"{str(self.amp_dtype).replace('torch.', '')} autocast" if self.use_amp else "float32"
+
     # -- steps -------------------------------------------------------------------------------
     def train_step(self, inputs, target):
         """One optimiser step; returns the loss."""
@@ -739,8 +744,7 @@ def main(argv=None):
                  else f"starting from {trainer.init_model}" if trainer.init_model else "starting from scratch")
         budget = f"{cfg.minutes:g} min budget" if cfg.minutes > 0 else f"{trainer.steps_per_epoch} steps/epoch"
         budget += f", learning rate {cfg.learning_rate:g}"
-        precision = str(trainer.amp_dtype).replace("torch.", "") + " autocast" if trainer.use_amp else "float32"
-        print(f"device {trainer.device} ({precision}), world size {trainer.world}, "
+        print(f"device {trainer.device} ({trainer.precision}), world size {trainer.world}, "
               f"{parameter_count(trainer.model):,} parameters, {budget}, {start}", flush=True)
     trainer.fit(args.output or None)
     if trainer.rank == 0:

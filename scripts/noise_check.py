@@ -21,8 +21,8 @@ import numpy as np
 def track_ratios(scenes: int, seed: int, recipe: str):
     """[(ratio, reference method, stations used, estimate [m], scatter [m])] of every used track."""
     from insar_gnss_3d.core import benchmark, consistency
-    from insar_gnss_3d.core.joint import _unit_field
     from insar_gnss_3d.core.benchmark import SIGNAL_THRESHOLD_M
+    from insar_gnss_3d.core.joint import los_residual_rms
 
     original = consistency.consistent_field
     tracks, truths = [], []
@@ -45,12 +45,9 @@ def track_ratios(scenes: int, seed: int, recipe: str):
         if np.nanmax(np.abs(truth)) <= SIGNAL_THRESHOLD_M:
             continue
         for (los_m, unit, noise_m), quality in scene_tracks:
-            u = _unit_field(unit, *truth.shape[1:], "noise_check")
-            misfit = np.asarray(los_m, dtype=np.float64) - np.sum(u * truth, axis=0)
-            ok = np.isfinite(misfit)
-            if ok.sum() < 50:
+            if np.isfinite(los_m).sum() < 50:
                 continue
-            scatter = float(np.std(misfit[ok] - misfit[ok].mean()))
+            scatter = los_residual_rms(truth, los_m, unit)       # about the truth's LOS, mean removed
             estimate = float(np.nanmedian(noise_m))
             reference = quality["reference"]
             out.append((scatter / estimate, reference.get("method"), reference.get("stations_used"),
