@@ -80,6 +80,35 @@ def _read_track(track, used, grid, units, is_canceled):
     return stack, notes
 
 
+def _check_net_displacements(gnss_m, keep, stations, start, days: int) -> List[str]:
+    """Notes on kept stations without a net displacement; ValueError when none has one.
+
+    The joint estimate's prior is the kriging of each station's net displacement, the
+    median of the window's last :data:`.time_function.END_DAYS` days minus that of its first
+    (:func:`.joint.estimate_scene`). A station without a solution in either end has none;
+    with no such station at all the prior is undefined (infinite standard deviation) and
+    the estimate would be NaN everywhere.
+    """
+    from .time_function import END_DAYS, _end_levels
+
+    first_m, last_m = _end_levels(gnss_m[keep])
+    has_net = np.isfinite(last_m - first_m).all(1)
+    if has_net.all():
+        return []
+    names = [s for s, k in zip(stations, keep) if k]
+    days_seen = np.isfinite(gnss_m[keep]).all(-1).sum(-1)
+    lacking = ", ".join(f"{n} ({int(c)} days)" for n, c, ok in zip(names, days_seen, has_net) if not ok)
+    end = start + np.timedelta64(days - 1, "D")
+    if not has_net.any():
+        raise ValueError(
+            f"GNSS: no station near the scene has solutions in both the first and the last "
+            f"{END_DAYS} days of the window {start} to {end} ({lacking}), so none gives a "
+            f"displacement over the window and the joint estimate has no GNSS to stand on. Give "
+            f"series that span the window, or use decomposelos for the InSAR alone.")
+    return [f"GNSS: {lacking} lack solutions in the first or the last {END_DAYS} days of the "
+            f"window, so they give no displacement and are left out."]
+
+
 def combine_scene(asc, desc, gnss_dates, gnss_enu_m, gnss_x, gnss_y, stations: Sequence[str], *,
                   units: str = "m", pixel_m: float = DEFAULT_PIXEL_M, event_date=None,
                   grid=None, days: int = GNSS_DAYS, progress: ProgressFn = None,
@@ -135,6 +164,7 @@ def combine_scene(asc, desc, gnss_dates, gnss_enu_m, gnss_x, gnss_y, stations: S
     gnss = prepare.gnss_window(gnss_dates, gnss_enu_m, start, days)
     keep, more = prepare.select_stations(gnss_x, gnss_y, gnss, grid, station_margin_m(grid))
     notes += more
+    notes += _check_net_displacements(gnss, keep, stations, start, days)
     event_day = None
     if event_date is not None:
         try:

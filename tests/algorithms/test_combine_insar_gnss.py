@@ -86,6 +86,23 @@ def test_event_date_outside_the_window_is_refused_without_output(run_alg, scene,
     assert not out.exists()
 
 
+def test_stations_without_a_displacement_over_the_window_are_refused_without_output(run_alg, scene, tmp_path):
+    # one station with two days of data: near the scene and "observed", but with no solution
+    # in the window's last days it has no net displacement, and without one the prior (and
+    # so every pixel) would be NaN; this was once written silently as an all-NaN raster
+    layer = tmp_path / "two_days.gpkg"
+    source = gdal.OpenEx(scene["GNSS"])
+    name = source.GetLayer(0).GetName()
+    first = source.GetLayer(0).GetNextFeature().GetField("station")
+    gdal.VectorTranslate(str(layer), source, format="GPKG", SQLStatement=(
+        f"SELECT * FROM \"{name}\" WHERE station = '{first}' ORDER BY date LIMIT 2"))
+    source = None
+    out = tmp_path / "nan.tif"
+    with pytest.raises(QgsProcessingException, match=f"no station near the scene.*{first} \\(2 days\\)"):
+        run_alg(ALG, {**params(scene, out, EVENT_DATE="2024-02-20"), "GNSS": str(layer)})
+    assert not out.exists() and not (tmp_path / "nan.tif.part").exists()
+
+
 def test_through_qgis_process(qgis_process, scene, tmp_path):
     out = tmp_path / "cli.tif"
     args = ["run", f"insargnss3d:{ALG}", "--json", "--",
