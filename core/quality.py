@@ -117,12 +117,16 @@ def range_warnings(scene, grid_shape, pixel_m: float, station_xy_m, station_net_
             f"The largest observed displacement, {largest:.2f} m, exceeds the largest the model "
             f"was trained on ({top:g} m): the network extrapolates in amplitude.")))
     xy = np.asarray(station_xy_m, dtype=np.float64).reshape(-1, 2)
+    net = np.asarray(station_net_m, dtype=np.float64).reshape(-1, 3)
+    if len(net) == len(xy):          # a station whose series gives no displacement informs nothing
+        xy = xy[np.isfinite(net).all(1)]
     spacing = _median_spacing_m(xy)
     low, high = scene.station_spacing_m
     if len(xy) < 3:
         notes.append(Note("warning", (
-            f"Only {len(xy)} GNSS station(s) inform the scene; the north component rests on "
-            f"them and on the network's prior, so expect it to be uncertain (see the std bands).")))
+            f"Only {len(xy)} GNSS station(s) with a displacement over the window inform the scene; "
+            f"the north component rests on them and on the network's prior, so expect it to be "
+            f"uncertain (see the std bands).")))
     elif math.isfinite(spacing) and not 0.5 * low <= spacing <= 2.0 * high:
         notes.append(Note("warning", (
             f"The GNSS stations are {spacing / 1e3:.0f} km apart (median nearest neighbour); the "

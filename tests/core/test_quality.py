@@ -24,6 +24,19 @@ def test_large_scene_large_motion_and_few_stations_are_warned_about():
     assert "Only 2 GNSS station(s)" in text
 
 
+def test_stations_without_a_displacement_do_not_count_as_informing_the_scene():
+    # nine stations on a 25 km grid, six of whose series give no net displacement (NaN):
+    # three inform the scene, as in a layer where most stations have data at one end only
+    xy = np.array([[x, -y] for x in (10e3, 35e3, 60e3) for y in (10e3, 35e3, 60e3)])
+    net = np.full((9, 3), 0.1)
+    net[3:] = np.nan
+    assert range_warnings(SceneConfig(), (64, 64), 1000.0, xy, net, [np.full((64, 64), 0.2)]) == []
+    net[1:] = np.nan
+    text = " ".join(n.text for n in range_warnings(SceneConfig(), (64, 64), 1000.0, xy, net,
+                                                   [np.full((64, 64), 0.2)]))
+    assert "Only 1 GNSS station(s) with a displacement over the window inform the scene" in text
+
+
 def test_output_beyond_twice_the_observations_is_warned_about():
     out = np.zeros((3, 10, 10))
     out[2, 5, 5] = 5.5
