@@ -103,7 +103,8 @@ def test_degenerate_networks_give_a_bounded_output(bundled, scene96, count):
     assert (out[3:][np.isfinite(out[3:])] > 0).all()
     assert not any("reaches" in n["text"] for n in quality["notes"])
     if count < 3:
-        assert any("GNSS station(s) with a displacement over the window inform the scene" in n["text"] for n in quality["notes"])
+        assert any("GNSS station(s) with a displacement over the window inform the scene" in n["text"]
+                   for n in quality["notes"])
 
 
 def test_no_seam_where_tiles_meet_with_a_sparse_network(bundled, scene96):
