@@ -60,24 +60,30 @@ def normalised_errors(model, scene: SceneConfig, scenes: int, seed: int, batch: 
     The network as inference runs it (both views) with the model's calibration; the scenes
     as :func:`error_terms` draws them.
     """
-    errors, terms = error_terms(model, scene, scenes, seed, batch, threshold_m, dem_m)
-    return errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy())
+    errors, terms, magnitudes = error_terms(model, scene, scenes, seed, batch, threshold_m, dem_m)
+    return errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy(),
+                                   model.std_relative.numpy(), magnitudes)
 
 
-def sigma_of_terms(log_terms: np.ndarray, std_scale, std_exponents) -> np.ndarray:
-    """(3, N) calibrated sigma from :func:`error_terms`' log terms (3, N, K).
+def sigma_of_terms(log_terms: np.ndarray, std_scale, std_exponents, std_relative=None,
+                   magnitudes=None) -> np.ndarray:
+    """(3, N) calibrated sigma from :func:`error_terms`' log terms (3, N, K) and |mean| (3, N).
 
     The formula of :func:`.infer.calibrated_std`, on terms already computed.
     """
-    return np.asarray(std_scale)[:, None] * np.exp((log_terms * np.asarray(std_exponents)[:, None, :]).sum(-1))
+    sigma = np.asarray(std_scale)[:, None] * np.exp((log_terms * np.asarray(std_exponents)[:, None, :]).sum(-1))
+    if std_relative is None or magnitudes is None:
+        return sigma
+    return np.sqrt(sigma ** 2 + (np.asarray(std_relative)[:, None] * magnitudes) ** 2)
 
 
 def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 16,
                 threshold_m: float = SIGNAL_THRESHOLD_M, dem_m=None):
-    """``(errors (3, N), log terms (3, N, 2))`` of every pixel of fresh scenes, per component.
+    """``(errors (3, N), log terms (3, N, 2), |mean| (3, N))`` of every pixel of fresh scenes.
 
     ``errors``: |network - truth| in scale units; ``log terms``: :func:`.infer.std_log_terms`
-    of the raw (uncalibrated) sigma, the network run as inference runs it (both views). Of
+    of the raw (uncalibrated) sigma, the network run as inference runs it (both views);
+    ``|mean|`` the network's |field| in scale units. Of
     ``scenes`` scenes drawn, those whose largest |displacement| exceeds ``threshold_m`` (the
     population the benchmark's calibration is judged on; all of a batch when none there does).
     """
@@ -87,7 +93,7 @@ def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 
     if model.std_head is None:
         raise ValueError("The model has no std head to calibrate.")
     sampler = SceneSampler(scene, seed=seed, device="cpu", dem_m=dem_m)
-    errors, terms = [], []
+    errors, terms, magnitudes = [], [], []
     model.eval()
     with torch.no_grad():
         for start in range(0, scenes, batch):
@@ -97,7 +103,8 @@ def error_terms(model, scene: SceneConfig, scenes: int, seed: int, batch: int = 
             keep = strong if bool(strong.any()) else torch.ones_like(strong)
             errors.append((mean - target).abs()[keep].transpose(0, 1).reshape(3, -1))
             terms.append(std_log_terms(inputs, raw_std)[keep].transpose(0, 1).reshape(3, -1, 2))
-    return torch.cat(errors, 1).double().numpy(), torch.cat(terms, 1).double().numpy()
+            magnitudes.append(mean.abs()[keep].transpose(0, 1).reshape(3, -1))
+    return tuple(torch.cat(x, 1).double().numpy() for x in (errors, terms, magnitudes))
 
 
 def log_linear_variance_fit(errors: torch.Tensor, log_terms: torch.Tensor) -> torch.Tensor:
@@ -120,28 +127,66 @@ def log_linear_variance_fit(errors: torch.Tensor, log_terms: torch.Tensor) -> to
     return theta.detach()
 
 
-def fit_std_calibration(errors: np.ndarray, log_terms: np.ndarray, scale_only: bool = False):
-    """``(std_scale (3,), std_exponents (3, K))`` for errors (3, N) and their log terms (3, N, K).
+def relative_variance_fit(errors: torch.Tensor, log_terms: torch.Tensor, magnitudes: torch.Tensor,
+                          theta: torch.Tensor):
+    """``(theta (1 + K,), r)`` maximising the Gaussian likelihood of ``errors`` (N,).
 
-    Per component, ``log sigma = k0 + terms . exponents`` maximises the Gaussian likelihood of
-    the errors (L-BFGS; with ``scale_only`` the exponents stay (1, 0, ...)), then the factor of
-    :func:`std_scale_factors` on the errors in units of that sigma meets the coverage targets
-    as nearly as the tails allow. ``std_scale = exp(k0) * factor``.
+    The variance is ``sigma^2 = exp(2 (theta0 + log_terms . theta[1:])) + (r * magnitudes)^2``;
+    L-BFGS from ``theta`` (the log-linear fit) and ``r`` = 0.05; ``r = exp(rho)`` stays > 0.
     """
-    scales, exponents = [], []
+    params = torch.cat([theta.clone(), torch.tensor([math.log(0.05)], dtype=torch.float64)]).requires_grad_(True)
+    optimiser = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        variance = torch.exp(2 * (params[0] + log_terms @ params[1:-1])) + (torch.exp(params[-1]) * magnitudes) ** 2
+        loss = (0.5 * torch.log(variance) + 0.5 * errors ** 2 / variance).mean()
+        loss.backward()
+        return loss
+    optimiser.step(closure)
+    params = params.detach()
+    return params[:-1], float(torch.exp(params[-1]))
+
+
+def fit_std_calibration(errors: np.ndarray, log_terms: np.ndarray, scale_only: bool = False,
+                        magnitudes: Optional[np.ndarray] = None):
+    """``(std_scale (3,), std_exponents (3, K), std_relative (3,))`` from held-out errors.
+
+    ``errors`` (3, N), their log terms (3, N, K) and the network's |mean| (3, N), all in
+    scale units. Per component, ``log sigma = k0 + terms . exponents`` maximises the Gaussian likelihood of
+    the errors (L-BFGS; with ``scale_only`` the exponents stay (1, 0, ...)). With
+    ``magnitudes`` (and not ``scale_only``) a term ``r |mean|`` is fitted with them, added in
+    quadrature (:func:`relative_variance_fit`). Then the factor of :func:`std_scale_factors`
+    on the errors in units of that sigma meets the coverage targets as nearly as the tails
+    allow; it multiplies both terms: ``std_scale = exp(k0) * factor``, ``std_relative = r * factor``.
+    """
+    scales, exponents, relatives = [], [], []
     for c in range(errors.shape[0]):
         ok = np.isfinite(errors[c]) & np.isfinite(log_terms[c]).all(1)
+        if magnitudes is not None:
+            ok &= np.isfinite(magnitudes[c])
         e = torch.as_tensor(errors[c][ok], dtype=torch.float64)
         x = torch.as_tensor(log_terms[c][ok], dtype=torch.float64)
         identity = torch.zeros(x.shape[1], dtype=torch.float64)
         identity[0] = 1.0
-        exponent = identity if scale_only else log_linear_variance_fit(e, x)[1:]
-        log_std = x @ exponent
-        k0 = 0.5 * float(torch.log(torch.mean((e * torch.exp(-log_std)) ** 2)))   # the likelihood's level
-        z = (e * torch.exp(-(k0 + log_std))).numpy()
-        scales.append(math.exp(k0) * float(std_scale_factors(z[None])[0]))
+        relative = 0.0
+        if scale_only or magnitudes is None:
+            exponent = identity if scale_only else log_linear_variance_fit(e, x)[1:]
+            log_std = x @ exponent
+            k0 = 0.5 * float(torch.log(torch.mean((e * torch.exp(-log_std)) ** 2)))   # the likelihood's level
+        else:
+            m = torch.as_tensor(magnitudes[c][ok], dtype=torch.float64)
+            theta, relative = relative_variance_fit(e, x, m, log_linear_variance_fit(e, x))
+            exponent, k0 = theta[1:], float(theta[0])
+            log_std = x @ exponent
+        sigma = torch.exp(k0 + log_std)
+        if relative > 0:
+            sigma = torch.sqrt(sigma ** 2 + (relative * m) ** 2)
+        factor = float(std_scale_factors((e / sigma).numpy()[None])[0])
+        scales.append(math.exp(k0) * factor)
         exponents.append(exponent.tolist())
-    return np.asarray(scales), np.asarray(exponents)
+        relatives.append(relative * factor)
+    return np.asarray(scales), np.asarray(exponents), np.asarray(relatives)
 
 
 def std_scale_factors(z: np.ndarray, current: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
@@ -196,36 +241,38 @@ def default_recipes(scene: SceneConfig) -> tuple:
 
 def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, scenes: int = 128,
                          seed: int = CALIBRATION_SEED, output: str = "", checkpoint: str = "",
-                         scale_only: bool = False) -> dict:
-    """Fit ``std_scale`` and ``std_exponents`` on ``scenes`` scenes of each recipe; write the model.
+                         scale_only: bool = False, no_relative: bool = False) -> dict:
+    """Fit ``std_scale``, ``std_exponents`` and ``std_relative`` on held-out scenes; write the model.
 
-    ``recipes``: names in :data:`.benchmark.RECIPES` (None: :func:`default_recipes`). The model goes to ``output``
+    ``scenes`` scenes of each of the ``recipes``, names in :data:`.benchmark.RECIPES` (None:
+    :func:`default_recipes`). The model goes to ``output``
     (default: in place), atomically; a training ``checkpoint`` of the same network (a
     campaign's ``insar_gnss_3d.ckpt``) gets the same calibration, so the next session resumes
-    calibrated. ``scale_only``: one factor per component (:func:`fit_std_calibration`).
+    calibrated. ``scale_only``: one factor per component (:func:`fit_std_calibration`);
+    ``no_relative``: no term in the network's |mean| (``std_relative`` 0, as v3.1).
     Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
     if model.std_head is None:
         raise ValueError(f"{path} holds a network without a std head: nothing to calibrate.")
     recipes = default_recipes(scene) if recipes is None else tuple(recipes)
-    errors, terms = [], []
+    drawn = []
     for k, name in enumerate(recipes):
         overrides, dem_path = recipe_options(name)
         dem = dem_for_scenes(dem_path, scene.pixel_m)[0] if dem_path else None
-        e, t = error_terms(model, scene_for(scene, overrides), scenes, seed + k, dem_m=dem)
-        errors.append(e)
-        terms.append(t)
-    errors, terms = np.concatenate(errors, 1), np.concatenate(terms, 1)
-    before = coverage(errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy()))
-    factors, exponents = fit_std_calibration(errors, terms, scale_only)
-    after = coverage(errors / sigma_of_terms(terms, factors, exponents))
-    model.std_scale.copy_(torch.as_tensor(factors, dtype=model.std_scale.dtype))
-    model.std_exponents.copy_(torch.as_tensor(exponents, dtype=model.std_exponents.dtype))
+        drawn.append(error_terms(model, scene_for(scene, overrides), scenes, seed + k, dem_m=dem))
+    errors, terms, magnitudes = (np.concatenate(x, 1) for x in zip(*drawn))
+    before = coverage(errors / sigma_of_terms(terms, model.std_scale.numpy(), model.std_exponents.numpy(),
+                                              model.std_relative.numpy(), magnitudes))
+    factors, exponents, relatives = fit_std_calibration(errors, terms, scale_only,
+                                                        None if no_relative else magnitudes)
+    after = coverage(errors / sigma_of_terms(terms, factors, exponents, relatives, magnitudes))
+    for name, value in (("std_scale", factors), ("std_exponents", exponents), ("std_relative", relatives)):
+        getattr(model, name).copy_(torch.as_tensor(value, dtype=getattr(model, name).dtype))
     training = dict(payload.get("training", {}))
     training["std_calibration"] = {"scenes_per_recipe": int(scenes), "seed": int(seed),
                                    "recipes": list(recipes), "std_scale": factors.tolist(),
-                                   "std_exponents": exponents.tolist(),
+                                   "std_exponents": exponents.tolist(), "std_relative": relatives.tolist(),
                                    "within_before": before, "within_after": after}
     save_model(output or path, model, scene, training, history=payload.get("history"),
                validation=payload.get("validation"))
@@ -233,8 +280,8 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if "std_scale" not in state.get("model", {}):
             raise ValueError(f"The checkpoint {checkpoint} holds no network with a std head.")
-        state["model"]["std_scale"] = model.std_scale.detach().clone()
-        state["model"]["std_exponents"] = model.std_exponents.detach().clone()
+        for name in ("std_scale", "std_exponents", "std_relative"):
+            state["model"][name] = getattr(model, name).detach().clone()
         with AtomicPath(checkpoint) as part:
             torch.save(state, part)
     return training["std_calibration"]
@@ -255,6 +302,8 @@ def main(argv=None):
     p.add_argument("--scale-only", action="store_true",
                    help="one factor per component, no power law of the head's sigma and the distance "
                         "to the stations (how models before v3.1 were calibrated)")
+    p.add_argument("--no-relative", action="store_true",
+                   help="no term in the network's |mean| (std_relative 0): the power law alone, as model v3.1")
     p.add_argument("--skip-without-std-head", action="store_true",
                    help="exit quietly (status 0) when the model has no std head, as after a campaign "
                         "of a network without one")
@@ -271,12 +320,13 @@ def main(argv=None):
         print(f"{args.model}: no std head, nothing to calibrate.")
         return
     result = calibrate_model_file(args.model, names, args.scenes, args.seed, args.output, checkpoint,
-                                  args.scale_only)
+                                  args.scale_only, args.no_relative)
     for key in ("within_before", "within_after"):
         print(key.replace("_", " ") + ": " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in result[key].items()))
     print("std_scale: " + ", ".join(f"{v:.3f}" for v in result["std_scale"]))
     print("std_exponents (head sigma, 1 + station distance): "
           + "; ".join(", ".join(f"{v:.3f}" for v in row) for row in result["std_exponents"]))
+    print("std_relative (fraction of |mean|): " + ", ".join(f"{v:.3f}" for v in result["std_relative"]))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def predict_views(model, inputs, with_std: bool = False, views: int = VIEWS):
     mean, raw_std = views_mean_and_raw_std(model, inputs, with_std, views)
     if not with_std:
         return mean
-    return mean, None if raw_std is None else calibrated_std(model, inputs, raw_std)
+    return mean, None if raw_std is None else calibrated_std(model, inputs, raw_std, mean)
 
 
 def views_mean_and_raw_std(model, inputs, with_std: bool = True, views: int = VIEWS):
@@ -110,22 +110,28 @@ def std_log_terms(inputs, raw_std):
     return torch.stack([raw_std.float().log(), torch.log1p(nearest)[:, None].expand(b, 3, h, w)], -1)
 
 
-def calibrated_std(model, inputs, raw_std):
+def calibrated_std(model, inputs, raw_std, mean=None):
     """The sigma inference reports (B, 3, H, W) in scale units, from the head's raw sigma.
 
-    Per component ``std_scale * raw^a * (1 + d)^b`` with ``(a, b)`` the model's
-    ``std_exponents`` and ``d`` the distance to the nearest station [pixels]
-    (:func:`std_log_terms`): a log-linear model of the variance fitted after training
-    (:mod:`.calibrate`), which lets sigma grow away from the stations where the head alone
-    does not. Exponents (1, 0): the plain factor of temperature scaling (models calibrated
-    before them).
+    Per component ``sqrt((std_scale * raw^a * (1 + d)^b)^2 + (r * mean)^2)`` with ``(a, b)``
+    the model's ``std_exponents``, ``d`` the distance to the nearest station [pixels]
+    (:func:`std_log_terms`) and ``r`` its ``std_relative``, ``mean`` the network's field
+    (scale units): a model of the variance fitted after training (:mod:`.calibrate`), which
+    lets sigma grow away from the stations and with the displacement near a fault, where
+    the head alone does not. Exponents (1, 0) and ``r`` = 0: the plain factor of temperature
+    scaling (models calibrated before them); without ``mean`` the last term is left out.
     """
     scale = model.std_scale[None, :, None, None]
     exponents = getattr(model, "std_exponents", None)
     if exponents is None or torch.equal(exponents.cpu(), IDENTITY_STD_EXPONENTS):
-        return scale * raw_std
-    log_std = (std_log_terms(inputs, raw_std) * exponents[None, :, None, None, :]).sum(-1)
-    return scale * torch.exp(log_std).to(raw_std.dtype)
+        sigma = scale * raw_std
+    else:
+        log_std = (std_log_terms(inputs, raw_std) * exponents[None, :, None, None, :]).sum(-1)
+        sigma = scale * torch.exp(log_std).to(raw_std.dtype)
+    relative = getattr(model, "std_relative", None)
+    if mean is None or relative is None or not bool((relative > 0).any()):
+        return sigma
+    return torch.sqrt(sigma ** 2 + (relative[None, :, None, None] * mean) ** 2)
 
 
 #: Cancelling inference raises the one :class:`.runtime.Cancelled`.

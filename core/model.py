@@ -300,6 +300,10 @@ class DualBranchNet(nn.Module):
             #: nearest station in the calibrated sigma (:func:`.infer.calibrated_std`);
             #: (1, 0) is the plain factor above
             self.register_buffer("std_exponents", IDENTITY_STD_EXPONENTS.clone())
+            #: per-component fraction of the network's own |mean| added to the calibrated sigma
+            #: in quadrature (:func:`.infer.calibrated_std`): near a fault the errors grow with
+            #: the displacement, which the head's sigma does not; 0 leaves the sigma as it was
+            self.register_buffer("std_relative", torch.zeros(3))
         self.std_context = None
         if cfg.std_context:
             # a log-factor per component from the tile's feature mean and standard deviation;
@@ -384,7 +388,8 @@ def adapted_model(model: DualBranchNet, overrides: dict) -> DualBranchNet:
 
 #: The optional parts of :class:`DualBranchNet` a trained network may gain or lose: their
 #: ``ModelConfig`` flag and the state-dict names (prefixes) of their parameters and buffers.
-OPTIONAL_PARTS = {"std_head": ("std_head.", "std_scale", "std_exponents"), "pixel_size_input": ("pixel_bias.",),
+OPTIONAL_PARTS = {"std_head": ("std_head.", "std_scale", "std_exponents", "std_relative"),
+                  "pixel_size_input": ("pixel_bias.",),
                   "std_context": ("std_context.",)}
 #: The parts that make up the std head (trained alone by ``TrainConfig.train_only = "std_head"``).
 STD_PARTS = ("std_head", "std_context")
@@ -394,11 +399,13 @@ def with_calibration_defaults(model: DualBranchNet, state: dict) -> dict:
     """``state`` with the std calibration buffers files written before them lack, at their defaults.
 
     A model file or checkpoint from before ``std_exponents`` was calibrated by ``std_scale``
-    alone, which the identity exponents reproduce exactly.
+    alone, which the identity exponents reproduce exactly; one from before ``std_relative``
+    had no term in the mean, which zeros reproduce exactly.
     """
-    if getattr(model, "std_head", None) is None or "std_scale" not in state or "std_exponents" in state:
+    if getattr(model, "std_head", None) is None or "std_scale" not in state:
         return state
-    return {**state, "std_exponents": IDENTITY_STD_EXPONENTS.clone()}
+    defaults = {"std_exponents": IDENTITY_STD_EXPONENTS.clone(), "std_relative": torch.zeros(3)}
+    return {**{k: v for k, v in defaults.items() if k not in state}, **state}
 
 
 def load_trained_state(model: DualBranchNet, state: dict, what: str = "The weights") -> None:

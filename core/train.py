@@ -99,7 +99,7 @@ def _distributed():
 
 
 def reset_std_calibration(model) -> None:
-    """Set a std head's calibration to the identity (``std_scale`` 1, ``std_exponents`` (1, 0)).
+    """Set a std head's calibration to the identity: ``std_scale`` 1, exponents (1, 0), no relative term.
 
     Training fits the head's raw sigma (the forward pass) by the Gaussian likelihood
     (:func:`.model.gaussian_nll`); a calibration fitted to the head before training
@@ -111,6 +111,7 @@ def reset_std_calibration(model) -> None:
     with torch.no_grad():
         model.std_scale.fill_(1.0)
         model.std_exponents.copy_(IDENTITY_STD_EXPONENTS.to(model.std_exponents))
+        model.std_relative.zero_()
 
 
 class Trainer:

@@ -126,6 +126,8 @@ def test_calibration_meets_the_coverage_targets_as_nearly_as_the_errors_allow(ti
     assert resumed["step"] == 3 and resumed["model"]["std_scale"].tolist() == pytest.approx(result["std_scale"])
     assert resumed["model"]["std_exponents"].numpy() == pytest.approx(np.array(result["std_exponents"]))
     assert calibrated.std_exponents.numpy() == pytest.approx(np.array(result["std_exponents"]), rel=1e-6)
+    assert resumed["model"]["std_relative"].tolist() == pytest.approx(result["std_relative"])
+    assert calibrated.std_relative.tolist() == pytest.approx(result["std_relative"], rel=1e-6)
     assert payload["training"]["std_calibration"]["std_scale"] == pytest.approx(result["std_scale"])
     assert calibrated.std_scale.tolist() == pytest.approx(result["std_scale"], rel=1e-6)
     # on the same scenes the calibrated sigma meets both targets as nearly as the tails allow:
@@ -223,11 +225,11 @@ def test_the_power_law_fit_recovers_how_the_errors_spread_with_sigma_and_station
     sigma = level[:, None] * np.exp(log_terms[None] @ exponents[:, :, None])[..., 0]
     errors = np.abs(rng.normal(size=(3, n))) * sigma
     terms = np.broadcast_to(log_terms, (3, n, 2))
-    scale, fitted = calibrate.fit_std_calibration(errors, terms)
-    assert fitted == pytest.approx(exponents, abs=0.02)
+    scale, fitted, relative = calibrate.fit_std_calibration(errors, terms)
+    assert fitted == pytest.approx(exponents, abs=0.02) and np.array_equal(relative, np.zeros(3))
     assert scale == pytest.approx(level, rel=0.05)
     # one factor alone keeps the identity exponents and, on the middle component, finds the level
-    scale_only, identity = calibrate.fit_std_calibration(errors, terms, scale_only=True)
+    scale_only, identity, _ = calibrate.fit_std_calibration(errors, terms, scale_only=True)
     assert np.array_equal(identity, IDENTITY_STD_EXPONENTS.numpy()) and scale_only[1] == pytest.approx(1.5, rel=0.02)
     z = errors / (scale[:, None] * np.exp((terms * fitted[:, None, :]).sum(-1)))
     assert calibrate.targets_met(calibrate.coverage(z)) == 6
@@ -236,6 +238,34 @@ def test_the_power_law_fit_recovers_how_the_errors_spread_with_sigma_and_station
     far = log_terms[:, 1] > np.log1p(40.0)
     plain = errors[0] / (scale_only[0] * np.exp(log_terms[:, 0]))
     assert float((plain[far] <= 1).mean()) < 0.6 and float((z[0, far] <= 1).mean()) == pytest.approx(0.683, abs=0.02)
+
+
+def test_the_fit_recovers_errors_that_grow_with_the_displacement():
+    """Errors of a power law plus a known fraction of |mean| (in quadrature), as near a fault:
+    the fit returns that fraction beside the power law, and sigma then holds the targets
+    where the displacement is large, which the power law alone does not."""
+    rng = np.random.default_rng(5)
+    n = 200_000
+    log_terms = np.stack([np.log(rng.uniform(0.05, 0.5, n)), np.log1p(rng.uniform(0.0, 64.0, n))], -1)
+    magnitude = np.abs(rng.standard_cauchy(n)).clip(max=3.0)            # mostly small, some large
+    exponents = np.array([[0.8, 0.5], [1.0, 0.0], [0.6, 0.3]])
+    level, fraction = np.array([0.3, 1.5, 0.1]), np.array([0.2, 0.0, 0.5])
+    power = level[:, None] * np.exp(log_terms[None] @ exponents[:, :, None])[..., 0]
+    sigma = np.sqrt(power ** 2 + (fraction[:, None] * magnitude) ** 2)
+    errors = np.abs(rng.normal(size=(3, n))) * sigma
+    terms = np.broadcast_to(log_terms, (3, n, 2))
+    magnitudes = np.broadcast_to(magnitude, (3, n))
+    scale, fitted, relative = calibrate.fit_std_calibration(errors, terms, magnitudes=magnitudes)
+    assert relative == pytest.approx(fraction, abs=0.02)
+    assert fitted[[0, 2]] == pytest.approx(exponents[[0, 2]], abs=0.03)
+    assert scale == pytest.approx(level, rel=0.08)
+    z = errors / calibrate.sigma_of_terms(terms, scale, fitted, relative, magnitudes)
+    assert calibrate.targets_met(calibrate.coverage(z)) == 6
+    large = magnitude > 1.0
+    assert float((z[2, large] <= 2).mean()) == pytest.approx(0.954, abs=0.02)
+    plain_scale, plain_exponents, _ = calibrate.fit_std_calibration(errors, terms)
+    plain = errors / calibrate.sigma_of_terms(terms, plain_scale, plain_exponents)
+    assert float((plain[2, large] <= 2).mean()) < 0.85
 
 
 def test_the_calibrated_sigma_grows_with_the_distance_to_the_nearest_station(tiny):
@@ -259,15 +289,28 @@ def test_the_calibrated_sigma_grows_with_the_distance_to_the_nearest_station(tin
     head.std_exponents.copy_(torch.tensor([[1.0, 0.5]] * 3))
     sigma = calibrated_std(head, inputs, raw)
     assert sigma[0, 0, 0, 1] == pytest.approx(0.5 * 0.2) and sigma[0, 2, 3, 5] == pytest.approx(2.0 * 0.2 * 6.0 ** 0.5)
+    # the term in the network's |mean| adds in quadrature, and only where it is given
+    mean = torch.zeros(1, 3, 4, 6)
+    mean[0, 2, 3, 5] = -0.3
+    head.std_relative.copy_(torch.tensor([0.0, 0.0, 0.4]))
+    assert torch.equal(calibrated_std(head, inputs, raw), sigma)
+    widened = calibrated_std(head, inputs, raw, mean)
+    assert widened[0, 2, 3, 5] == pytest.approx(((2.0 * 0.2 * 6.0 ** 0.5) ** 2 + (0.4 * 0.3) ** 2) ** 0.5)
+    assert torch.allclose(widened[0, :2], sigma[0, :2]) and torch.allclose(widened[0, 2, :3], sigma[0, 2, :3])
 
 
 def test_a_model_file_from_before_the_power_law_loads_with_the_plain_factor(tiny, tmp_path):
     scene, model, _ = tiny
     head = adapted_model(model, {"std_head": True})
-    state = {k: v for k, v in head.state_dict().items() if k != "std_exponents"}
+    state = {k: v for k, v in head.state_dict().items() if k not in ("std_exponents", "std_relative")}
     fresh = adapted_model(model, {"std_head": True})
     fresh.load_state_dict(with_calibration_defaults(fresh, state), strict=True)
-    assert torch.equal(fresh.std_exponents, IDENTITY_STD_EXPONENTS)
+    assert torch.equal(fresh.std_exponents, IDENTITY_STD_EXPONENTS) and torch.equal(fresh.std_relative, torch.zeros(3))
+    # a file with the power law but from before the term in |mean|: its exponents stay
+    head.std_exponents.copy_(torch.tensor([[0.7, 0.4]] * 3))
+    state = {k: v for k, v in head.state_dict().items() if k != "std_relative"}
+    fresh.load_state_dict(with_calibration_defaults(fresh, state), strict=True)
+    assert fresh.std_exponents[0].tolist() == pytest.approx([0.7, 0.4]) and not fresh.std_relative.any()
     # and a file saved with them keeps them
     head.std_exponents.copy_(torch.tensor([[0.8, 0.5]] * 3))
     save_model(str(tmp_path / "m.pt"), head, scene, {"samples": 8, "epochs": 1})
