@@ -110,16 +110,29 @@ def std_log_terms(inputs, raw_std):
     return torch.stack([raw_std.float().log(), torch.log1p(nearest)[:, None].expand(b, 3, h, w)], -1)
 
 
+def departure_from_gnss(model, inputs, mean):
+    """|network field - the GNSS interpolation it corrects| (B, 3, H, W), scale units.
+
+    What the network adds to its stations' interpolation (:meth:`.model.DualBranchNet.gnss_prior`):
+    zero at a station, large between stations near a fault. A model that predicts the field
+    itself (no ``residual_on_gnss_spline``) departs by its whole field.
+    """
+    if not model.config.residual_on_gnss_spline:
+        return mean.abs()
+    return (mean - model.gnss_prior(inputs, *mean.shape[-2:]).to(mean.dtype)).abs()
+
+
 def calibrated_std(model, inputs, raw_std, mean=None):
     """The sigma inference reports (B, 3, H, W) in scale units, from the head's raw sigma.
 
-    Per component ``sqrt((std_scale * raw^a * (1 + d)^b)^2 + (r * mean)^2)`` with ``(a, b)``
+    Per component ``sqrt((std_scale * raw^a * (1 + d)^b)^2 + (r * g)^2)`` with ``(a, b)``
     the model's ``std_exponents``, ``d`` the distance to the nearest station [pixels]
-    (:func:`std_log_terms`) and ``r`` its ``std_relative``, ``mean`` the network's field
-    (scale units): a model of the variance fitted after training (:mod:`.calibrate`), which
-    lets sigma grow away from the stations and with the displacement near a fault, where
-    the head alone does not. Exponents (1, 0) and ``r`` = 0: the plain factor of temperature
-    scaling (models calibrated before them); without ``mean`` the last term is left out.
+    (:func:`std_log_terms`), ``r`` its ``std_relative`` and ``g`` how far the network's
+    field ``mean`` departs from its GNSS interpolation (:func:`departure_from_gnss`): a model
+    of the variance fitted after training (:mod:`.calibrate`), which lets sigma grow away from
+    the stations and where the network adds most to what they say, where the head alone does
+    not. Exponents (1, 0) and ``r`` = 0: the plain factor of temperature scaling (models
+    calibrated before them); without ``mean`` the last term is left out.
     """
     scale = model.std_scale[None, :, None, None]
     exponents = getattr(model, "std_exponents", None)
@@ -131,7 +144,7 @@ def calibrated_std(model, inputs, raw_std, mean=None):
     relative = getattr(model, "std_relative", None)
     if mean is None or relative is None or not bool((relative > 0).any()):
         return sigma
-    return torch.sqrt(sigma ** 2 + (relative[None, :, None, None] * mean) ** 2)
+    return torch.sqrt(sigma ** 2 + (relative[None, :, None, None] * departure_from_gnss(model, inputs, mean)) ** 2)
 
 
 #: Cancelling inference raises the one :class:`.runtime.Cancelled`.

@@ -300,9 +300,9 @@ class DualBranchNet(nn.Module):
             #: nearest station in the calibrated sigma (:func:`.infer.calibrated_std`);
             #: (1, 0) is the plain factor above
             self.register_buffer("std_exponents", IDENTITY_STD_EXPONENTS.clone())
-            #: per-component fraction of the network's own |mean| added to the calibrated sigma
-            #: in quadrature (:func:`.infer.calibrated_std`): near a fault the errors grow with
-            #: the displacement, which the head's sigma does not; 0 leaves the sigma as it was
+            #: per-component fraction of the network's departure from its GNSS interpolation
+            #: added to the calibrated sigma in quadrature (:func:`.infer.calibrated_std`;
+            #: ``calibrate --relative``); 0, as in every shipped model, leaves the sigma as it was
             self.register_buffer("std_relative", torch.zeros(3))
         self.std_context = None
         if cfg.std_context:

@@ -1,6 +1,7 @@
 """The std head: a trained model gains it without changing its mean, it learns, it calibrates,
 and the data-consistency step and the benchmark use it."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -289,13 +290,17 @@ def test_the_calibrated_sigma_grows_with_the_distance_to_the_nearest_station(tin
     head.std_exponents.copy_(torch.tensor([[1.0, 0.5]] * 3))
     sigma = calibrated_std(head, inputs, raw)
     assert sigma[0, 0, 0, 1] == pytest.approx(0.5 * 0.2) and sigma[0, 2, 3, 5] == pytest.approx(2.0 * 0.2 * 6.0 ** 0.5)
-    # the term in the network's |mean| adds in quadrature, and only where it is given
-    mean = torch.zeros(1, 3, 4, 6)
+    # the term in the network's departure from its GNSS interpolation adds in quadrature, only
+    # where the mean is given, and not where the network keeps to the interpolation
+    prior = torch.zeros(1, 3, 4, 6)
+    prior[0, 2, 3, 5], prior[0, 2, 0, 0] = 0.1, 0.25
+    inputs = dataclasses.replace(inputs, prior=prior)
+    mean = prior.clone()
     mean[0, 2, 3, 5] = -0.3
     head.std_relative.copy_(torch.tensor([0.0, 0.0, 0.4]))
     assert torch.equal(calibrated_std(head, inputs, raw), sigma)
     widened = calibrated_std(head, inputs, raw, mean)
-    assert widened[0, 2, 3, 5] == pytest.approx(((2.0 * 0.2 * 6.0 ** 0.5) ** 2 + (0.4 * 0.3) ** 2) ** 0.5)
+    assert widened[0, 2, 3, 5] == pytest.approx(((2.0 * 0.2 * 6.0 ** 0.5) ** 2 + (0.4 * 0.4) ** 2) ** 0.5)
     assert torch.allclose(widened[0, :2], sigma[0, :2]) and torch.allclose(widened[0, 2, :3], sigma[0, 2, :3])
 
 
