@@ -13,7 +13,7 @@ import pytest
 
 from insar_gnss_3d.core import prepare
 from insar_gnss_3d.core.consistency import consistent_extraction, consistent_field, smooth_nan
-from insar_gnss_3d.core.joint import dead_zone_observation
+from insar_gnss_3d.core.joint import dead_zone_observation, solve_tracks
 from insar_gnss_3d.core.modelfile import load_model
 from insar_gnss_3d.core.runtime import BUNDLED_MODEL
 
@@ -47,6 +47,31 @@ def test_dead_zone_keeps_a_prior_within_the_noise_and_moves_it_by_the_excess():
     los = np.array([[0.005, 0.030, -0.050]])
     got = dead_zone_observation(los, unit, 0.01, prior, 1.0)
     np.testing.assert_allclose(got, [[0.0, 0.020, -0.040]], atol=1e-12)
+
+
+def test_the_std_covers_the_bias_of_a_track_that_the_dead_zone_clipped():
+    """A track looking straight up, a prior 0.5 m off (a network that missed the near field)
+    and loose (2 m): the dead zone moves each observation 3 noise units towards the prior, so
+    the estimate is biased by 3 s beside its noise s. Its standard deviation must cover that:
+    s sqrt(1 + 3^2) (95 % of the errors within two sigma), not the s sqrt(1 + 3^2 / 3) of an
+    estimate that may sit anywhere in the zone (84 %), which stays where the prior fits."""
+    rng = np.random.default_rng(3)
+    noise, width, shape = 0.01, 3.0, (200, 200)
+    truth = np.zeros((3,) + shape)
+    unit = np.array([0.0, 0.0, 1.0])
+    los = truth[2] + rng.normal(0.0, noise, shape)
+    prior = truth.copy()
+    prior[2, :100] += 0.5                          # misses the track: clipped
+    prior[2, 100:] += rng.uniform(-width * noise, width * noise, (100, 200)) * 0.5    # within the zone
+    estimate, std, _ = solve_tracks([(los, unit, noise)], prior, np.full((3,) + shape, 2.0), width,
+                                    scale_prior=False)
+    z = np.abs(estimate[2] - truth[2]) / std[2]
+    clipped = np.abs(los - prior[2]) > width * noise
+    assert clipped[:100].all() and clipped[100:].mean() < 0.05
+    np.testing.assert_allclose(std[2][clipped], noise * np.sqrt(1 + width ** 2), rtol=1e-3)
+    np.testing.assert_allclose(std[2][~clipped], noise * np.sqrt(1 + width ** 2 / 3), rtol=1e-3)
+    assert float((z[:100] <= 2).mean()) > 0.95
+    assert float((z[100:] <= 2).mean()) > 0.95
 
 
 def test_a_scene_without_any_insar_keeps_the_networks_field_and_sigma():
