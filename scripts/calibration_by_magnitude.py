@@ -5,7 +5,10 @@ output of the data-consistency step (what ``extractdisplacement`` writes) and it
 against the truth. Pixels are binned by ``|truth_c| / max |truth_c|`` of their component
 (the far field below 5 %, the near field above 50 %), and the fraction within one and two
 standard deviations is printed per component and bin, pooled over the scenes (a calibrated
-Gaussian gives 0.683 / 0.954 in every bin).
+Gaussian gives 0.683 / 0.954 in every bin). A second table splits the pixels by what the
+data-consistency step did there: no track (the network's field and sigma stand), every track
+within the dead zone (the estimate may lie anywhere in it), or a track clipped by it (the
+network missed it by more than the zone; :func:`insar_gnss_3d.core.joint.dead_zone_inflation`).
 
     PYTHONPATH=build/plugins .venv/bin/python scripts/calibration_by_magnitude.py --seed 777
 """
@@ -20,34 +23,55 @@ import numpy as np
 EDGES = (0.0, 0.05, 0.2, 0.5, 1.0 + 1e-9)
 
 
+#: What the data-consistency step did at a pixel (the second table's rows).
+STATES = ("no track", "inside the zone", "clipped")
+
+
 def normalised_errors(scenes: int, seed: int, recipe: str, model: str = ""):
-    """[(|error| / sigma (3, N), |truth| / max |truth| (3, N))] of every scene > 10 mm."""
-    from insar_gnss_3d.core import benchmark, consistency
+    """[(|error| / sigma, |truth| / max |truth|, state) per component] of every scene > 10 mm.
+
+    Each a flat array over the component's valid pixels; ``state`` indexes :data:`STATES`.
+    """
+    from insar_gnss_3d.core import benchmark, consistency, joint
     from insar_gnss_3d.core.benchmark import SIGNAL_THRESHOLD_M
 
-    original = consistency.consistent_field
-    outputs, truths = [], []
+    original, inflation = consistency.consistent_field, joint.dead_zone_inflation
+    outputs, truths, zone_calls = [], [], []
+
+    def recording_inflation(los_m, unit, noise_m, prior_m, width):
+        factor = inflation(los_m, unit, noise_m, prior_m, width)
+        zone_calls.append(factor > np.sqrt(1.0 + width ** 2 / 3.0) + 1e-9)
+        return factor
 
     def recording(*args, **kwargs):
+        zone_calls.clear()
         result = original(*args, **kwargs)
-        outputs.append((result.estimate_m, result.std_m))
+        valid = np.zeros(result.estimate_m.shape[1:], dtype=bool)
+        for los, _, _ in result.observations:
+            valid |= np.isfinite(los)
+        clipped = np.zeros_like(valid)
+        # the last solve is the output's (the step may narrow the zone and solve again)
+        for mask in zone_calls[len(zone_calls) - len(result.observations):] if result.observations else []:
+            clipped |= mask
+        outputs.append((result.estimate_m, result.std_m, np.where(clipped, 2, np.where(valid, 1, 0))))
         return result
 
     overrides, dem = benchmark.recipe_options(recipe)
     consistency.consistent_field = recording        # run_benchmark imports it at call time
+    joint.dead_zone_inflation = recording_inflation
     try:
         benchmark.run_benchmark(model or None, scenes, seed, "cpu", None, None, overrides, dem_path=dem,
                                 on_scene=lambda r: truths.append(r.truth))
     finally:
-        consistency.consistent_field = original
+        consistency.consistent_field, joint.dead_zone_inflation = original, inflation
     out = []
-    for (estimate, std), truth in zip(outputs, truths):
+    for (estimate, std, state), truth in zip(outputs, truths):
         if not np.nanmax(np.abs(truth)) > SIGNAL_THRESHOLD_M:
             continue
         z = np.abs(estimate - truth) / std
         size = np.abs(truth) / np.nanmax(np.abs(truth), axis=(1, 2), keepdims=True)
         ok = np.isfinite(z) & np.isfinite(size)
-        out.append([(z[c][ok[c]], size[c][ok[c]]) for c in range(3)])
+        out.append([(z[c][ok[c]], size[c][ok[c]], state[ok[c]]) for c in range(3)])
     return out
 
 
@@ -72,6 +96,19 @@ def main(argv=None):
                 if m.any():
                     cells.append(f"{lo:g}-{min(hi, 1.0):g} {np.mean(z[m] <= 1):.3f} / {np.mean(z[m] <= 2):.3f} "
                                  f"({100 * m.mean():.0f} %)")
+            print(f"  {name:5s} " + "; ".join(cells))
+        print("  by what the data-consistency step did (far field: below 0.2 of the largest, near: above 0.5)")
+        for c, name in enumerate(("east", "north", "up")):
+            z = np.concatenate([s[c][0] for s in scenes])
+            size = np.concatenate([s[c][1] for s in scenes])
+            state = np.concatenate([s[c][2] for s in scenes])
+            cells = []
+            for k, label in enumerate(STATES):
+                for where, m in (("far", size < 0.2), ("near", size > 0.5)):
+                    m = m & (state == k)
+                    if m.any():
+                        cells.append(f"{label}, {where} {np.mean(z[m] <= 1):.2f} / {np.mean(z[m] <= 2):.2f} "
+                                     f"({100 * m.mean():.0f} %)")
             print(f"  {name:5s} " + "; ".join(cells))
 
 
