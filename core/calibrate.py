@@ -157,14 +157,15 @@ def fit_std_calibration(errors: np.ndarray, log_terms: np.ndarray, scale_only: b
                         magnitudes: Optional[np.ndarray] = None):
     """``(std_scale (3,), std_exponents (3, K), std_relative (3,))`` from held-out errors.
 
-    ``errors`` (3, N), their log terms (3, N, K) and the network's departures from its GNSS
-    interpolation (3, N, :func:`.infer.departure_from_gnss`), all in
-    scale units. Per component, ``log sigma = k0 + terms . exponents`` maximises the Gaussian likelihood of
-    the errors (L-BFGS; with ``scale_only`` the exponents stay (1, 0, ...)). With
-    ``magnitudes`` (and not ``scale_only``) a term ``r * departure`` is fitted with them, added in
-    quadrature (:func:`relative_variance_fit`). Then the factor of :func:`std_scale_factors`
-    on the errors in units of that sigma meets the coverage targets as nearly as the tails
-    allow; it multiplies both terms: ``std_scale = exp(k0) * factor``, ``std_relative = r * factor``.
+    ``errors`` (3, N), their log terms (3, N, K) and ``magnitudes``, the network's departures
+    from its GNSS interpolation (3, N, :func:`.infer.departure_from_gnss`), all in scale
+    units. Per component, ``log sigma = k0 + terms . exponents`` maximises the Gaussian
+    likelihood of the errors (L-BFGS; with ``scale_only`` the exponents stay (1, 0, ...)).
+    With ``magnitudes`` (and not ``scale_only``) a term ``r * departure`` is fitted with them,
+    added in quadrature (:func:`relative_variance_fit`). Then the factor of
+    :func:`std_scale_factors` on the errors in units of that sigma meets the coverage targets
+    as nearly as the tails allow; it multiplies both terms: ``std_scale = exp(k0) * factor``,
+    ``std_relative = r * factor``.
     """
     scales, exponents, relatives = [], [], []
     for c in range(errors.shape[0]):
@@ -251,13 +252,12 @@ def calibrate_model_file(path: str, recipes: Optional[Sequence[str]] = None, sce
     """Fit ``std_scale``, ``std_exponents`` and ``std_relative`` on held-out scenes; write the model.
 
     ``scenes`` scenes of each of the ``recipes``, names in :data:`.benchmark.RECIPES` (None:
-    :func:`default_recipes`). The model goes to ``output``
-    (default: in place), atomically; a training ``checkpoint`` of the same network (a
-    campaign's ``insar_gnss_3d.ckpt``) gets the same calibration, so the next session resumes
-    calibrated. ``scale_only``: one factor per component (:func:`fit_std_calibration`);
-    ``relative``: also the term in the network's departure from its GNSS interpolation
-    (``std_relative``; off by default, see the README's model section for why).
-    Returns the figures stored in the file.
+    :func:`default_recipes`). The model goes to ``output`` (default: in place), atomically;
+    a training ``checkpoint`` of the same network (a campaign's ``insar_gnss_3d.ckpt``) gets
+    the same calibration, so the next session resumes calibrated. ``scale_only``: one factor
+    per component (:func:`fit_std_calibration`); ``relative``: also the term in the network's
+    departure from its GNSS interpolation (``std_relative``; off by default, see the README's
+    model section for why). Returns the figures stored in the file.
     """
     model, scene, payload = load_model(path)
     if model.std_head is None:
