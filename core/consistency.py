@@ -31,7 +31,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .features import MIN_SCALE_M
-from .joint import JointResult, estimate_scene, los_residual_rms, solve_tracks, values_at_stations
+from .joint import (JointResult, dead_zone_clipped, estimate_scene, los_residual_rms, solve_tracks,
+                    values_at_stations)
 
 #: The network's standard deviation as a fraction of P99(|component|), per component (east,
 #: north, up): chosen so that 68 % of pixels of 24 held-out scenes of the model recipe with
@@ -164,8 +165,14 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                             f"{width:g} noise units")
     result.estimate_m, result.std_m = output, std
     result.quality["dead_zone_noise_units"] = width
-    for track, rms in zip(used, residuals):
+    for track, rms, (los_m, unit, noise_m) in zip(used, residuals, result.observations):
         track["los_residual_rms_m"] = rms          # of the output as written
+        # where the network misses the track by more than the (nominal) zone, the output
+        # follows the track and its std bands widen (joint.dead_zone_inflation)
+        valid = np.isfinite(los_m)
+        clipped = dead_zone_clipped(los_m, unit, noise_m, prior, dead_zone) if dead_zone > 0 else valid
+        track["network_beyond_zone_fraction"] = float(clipped[valid].mean()) if valid.any() else 0.0
+        track["zone_noise_units"] = dead_zone
     # the stations' residuals, too, are those of the output as written (the joint step gave
     # them for its estimate before the low-pass and any narrowing of the dead zone)
     at, at_std = values_at_stations(output, gnss_xy_m, pixel_m), values_at_stations(std, gnss_xy_m, pixel_m)

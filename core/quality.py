@@ -235,6 +235,13 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
                 f"{track['track']} track: the output misses its LOS by {1e3 * rms:.1f} mm RMS "
                 f"(its noise estimate: {1e3 * noise:.1f} mm)"
                 + ("; the output does not explain this track within its noise." if level == "warning" else "."))))
+            beyond = track.get("network_beyond_zone_fraction", 0.0)
+            if beyond > 0.0:
+                notes.append(Note("info", (
+                    f"{track['track']} track: the network missed it by more than "
+                    f"{track.get('zone_noise_units', 3.0):g} times its noise on "
+                    f"{100 * beyond:.0f} % of its pixels; there the output follows the track and its "
+                    "std bands are wider.")))
             if track.get("ramp_noise_m", 0.0) > 0.0:
                 stations = track.get("reference", {}).get("stations_used", 0)
                 notes.append(Note("info", (
@@ -297,9 +304,12 @@ def quality_html(quality: dict) -> str:
     tracks = [t for t in quality.get("tracks", []) if t.get("used")]
     parts.append("<h2>Tracks</h2>")
     parts.append(html_table(["track", "noise estimate [mm]", "ramp left after referencing [mm]",
-                             "LOS residual RMS of the output [mm]"],
+                             "LOS residual RMS of the output [mm]",
+                             "pixels the network missed beyond the dead zone [%]"],
                             [[t["track"], 1e3 * t["noise_m"], 1e3 * t.get("ramp_noise_m", 0.0),
-                              1e3 * t["los_residual_rms_m"]] for t in tracks],
+                              1e3 * t["los_residual_rms_m"],
+                              100 * t["network_beyond_zone_fraction"] if "network_beyond_zone_fraction" in t else "-"]
+                             for t in tracks],
                             ".1f"))
     sigma = quality.get("network_sigma_m")
     if sigma:

@@ -177,6 +177,13 @@ def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
     # unresolved north's 1 m leaks into up through the LOS vectors' small north components)
     assert abs(np.nanmedian(out[2][east] - network[2][east])) < 0.2
     assert np.nanmedian(out[5][east]) < 0.25
+    # QUALITY says how much of each track the network missed: all of it (0.5 m is far beyond
+    # 3 noise units of either track), and little when unbiased
+    for track in (t for t in quality["tracks"] if t.get("used")):
+        assert track["network_beyond_zone_fraction"] > 0.95 and track["zone_noise_units"] == 3.0
+    assert any("missed it by more than 3 times its noise" in n["text"] for n in quality["notes"])
+    _, unbiased, _ = consistent_extraction(prepared, network, scene, network_std_m=std)
+    assert all(t["network_beyond_zone_fraction"] < 0.1 for t in unbiased["tracks"] if t.get("used"))
 
 
 def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, scene96):
