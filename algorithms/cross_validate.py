@@ -97,16 +97,34 @@ class CrossValidateAlgorithm(ExtractDisplacementAlgorithm):
 
 
 def _stations(which, prepared, crossval):
-    """Indices of the stations to leave out from STATIONS_OUT (a count or names)."""
+    """Indices of the stations to leave out from STATIONS_OUT (a count or names).
+
+    Only a station inside the scene whose series gives a displacement over the window can be
+    compared with a field (:func:`.crossval.nearest_to_largest`); with none, or a named one
+    that cannot, the check is refused with a sentence instead of an empty table.
+    """
+    usable = crossval.nearest_to_largest(prepared)
+    if not usable:
+        raise QgsProcessingException(
+            f"No station can be left out: of the {len(prepared.stations)} stations used, none lies "
+            f"inside the scene with GNSS in both the first and the last days of the model's window "
+            f"(a displacement over the window to compare with). Give series that span the InSAR "
+            f"period.")
     if which.isdigit():
         count = int(which)
         if count < 1:
             raise QgsProcessingException("STATIONS_OUT: give at least one station (a count >= 1 or names).")
-        return crossval.nearest_to_largest(prepared, count=count)
+        return usable[:count]
     names = [w.strip() for w in which.split(",") if w.strip()]
     missing = [n for n in names if n not in prepared.stations]
     if missing:
         raise QgsProcessingException(
             f"STATIONS_OUT: {', '.join(missing)} not among the stations used "
             f"({', '.join(prepared.stations)}); check the names or give a count.")
+    unusable = [n for n in names if prepared.stations.index(n) not in usable]
+    if unusable:
+        raise QgsProcessingException(
+            f"STATIONS_OUT: {', '.join(unusable)} lie outside the scene or give no displacement over "
+            f"the model's window, so there is nothing to compare with; choose among "
+            f"{', '.join(prepared.stations[i] for i in usable)}.")
     return [prepared.stations.index(n) for n in names]

@@ -428,6 +428,20 @@ def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, 
     assert "cross-validation" in html and "within 1 sigma" in html
     with pytest.raises(QgsProcessingException, match="STATIONS_OUT: NOPE not among"):
         run_alg("crossvalidate", {**params, "STATIONS_OUT": "NOPE"})
+    # a layer whose one station has two days: nothing to compare with, so a sentence, not an
+    # empty table of NaN medians (as it once was)
+    from osgeo import gdal
+    layer = tmp_path / "two_days.gpkg"
+    source = gdal.OpenEx(params["GNSS"])
+    name = source.GetLayer(0).GetName()
+    first = source.GetLayer(0).GetNextFeature().GetField("station")
+    gdal.VectorTranslate(str(layer), source, format="GPKG", SQLStatement=(
+        f"SELECT * FROM \"{name}\" WHERE station = '{first}' ORDER BY date LIMIT 2"))
+    source = None
+    empty = tmp_path / "empty.csv"
+    with pytest.raises(QgsProcessingException, match="No station can be left out"):
+        run_alg("crossvalidate", {**params, "GNSS": str(layer), "OUTPUT_TABLE": str(empty)})
+    assert not empty.exists()
 
 
 def test_quality_and_arrows_outputs(run_alg, scene, model_path, tmp_path):
