@@ -131,6 +131,22 @@ def write_gnss_csv(gnss, path, lonlat=True, fields=("station", "date", "east", "
     return str(path)
 
 
+def write_first_days_of_one_station(gnss_path, out_path, days=2):
+    """The first ``days`` features of a GNSS layer's first station, as a GeoPackage.
+
+    A layer whose only station has no solution at the end of the model's window (no
+    displacement over it). Returns ``(out_path, station name)``.
+    """
+    from osgeo import gdal
+
+    source = gdal.OpenEx(str(gnss_path))
+    name = source.GetLayer(0).GetName()
+    first = source.GetLayer(0).GetNextFeature().GetField("station")
+    gdal.VectorTranslate(str(out_path), source, format="GPKG", SQLStatement=(
+        f"SELECT * FROM \"{name}\" WHERE station = '{first}' ORDER BY date LIMIT {int(days)}"))
+    return str(out_path), first
+
+
 def _to_lonlat_grid(path, pixel_deg):
     """Bounds of a raster in EPSG:4326, snapped outwards to ``pixel_deg``."""
     from osgeo import gdal, osr

@@ -5,11 +5,17 @@ max displacement 0.5 m), as in ``test_extract_displacement.py``.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
 from qgis.core import QgsProcessingException
+
+H = __import__("importlib").util.spec_from_file_location(
+    "helpers_scenes", Path(__file__).resolve().parents[1] / "helpers_scenes.py")
+helpers = __import__("importlib").util.module_from_spec(H)
+H.loader.exec_module(helpers)
 
 ALG = "combineinsargnss"
 
@@ -90,16 +96,10 @@ def test_stations_without_a_displacement_over_the_window_are_refused_without_out
     # one station with two days of data: near the scene and "observed", but with no solution
     # in the window's last days it has no net displacement, and without one the prior (and
     # so every pixel) would be NaN; this was once written silently as an all-NaN raster
-    layer = tmp_path / "two_days.gpkg"
-    source = gdal.OpenEx(scene["GNSS"])
-    name = source.GetLayer(0).GetName()
-    first = source.GetLayer(0).GetNextFeature().GetField("station")
-    gdal.VectorTranslate(str(layer), source, format="GPKG", SQLStatement=(
-        f"SELECT * FROM \"{name}\" WHERE station = '{first}' ORDER BY date LIMIT 2"))
-    source = None
+    layer, first = helpers.write_first_days_of_one_station(scene["GNSS"], tmp_path / "two_days.gpkg")
     out = tmp_path / "nan.tif"
     with pytest.raises(QgsProcessingException, match=f"no station near the scene.*{first} \\(2 days\\)"):
-        run_alg(ALG, {**params(scene, out, EVENT_DATE="2024-02-20"), "GNSS": str(layer)})
+        run_alg(ALG, {**params(scene, out, EVENT_DATE="2024-02-20"), "GNSS": layer})
     assert not out.exists() and not (tmp_path / "nan.tif.part").exists()
 
 

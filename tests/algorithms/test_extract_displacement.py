@@ -430,17 +430,10 @@ def test_crossvalidate_leaves_stations_out_and_writes_table_and_report(run_alg, 
         run_alg("crossvalidate", {**params, "STATIONS_OUT": "NOPE"})
     # a layer whose one station has two days: nothing to compare with, so a sentence, not an
     # empty table of NaN medians (as it once was)
-    from osgeo import gdal
-    layer = tmp_path / "two_days.gpkg"
-    source = gdal.OpenEx(params["GNSS"])
-    name = source.GetLayer(0).GetName()
-    first = source.GetLayer(0).GetNextFeature().GetField("station")
-    gdal.VectorTranslate(str(layer), source, format="GPKG", SQLStatement=(
-        f"SELECT * FROM \"{name}\" WHERE station = '{first}' ORDER BY date LIMIT 2"))
-    source = None
+    layer, _ = helpers.write_first_days_of_one_station(params["GNSS"], tmp_path / "two_days.gpkg")
     empty = tmp_path / "empty.csv"
     with pytest.raises(QgsProcessingException, match="No station can be left out"):
-        run_alg("crossvalidate", {**params, "GNSS": str(layer), "OUTPUT_TABLE": str(empty)})
+        run_alg("crossvalidate", {**params, "GNSS": layer, "OUTPUT_TABLE": str(empty)})
     assert not empty.exists()
 
 
