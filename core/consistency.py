@@ -170,7 +170,7 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
         # where the network misses the track by more than the (nominal) zone, the output
         # follows the track and its std bands widen (joint.dead_zone_inflation)
         valid = np.isfinite(los_m)
-        clipped = dead_zone_clipped(los_m, unit, noise_m, prior, dead_zone) if dead_zone > 0 else valid
+        clipped = dead_zone_clipped(los_m, unit, noise_m, prior, dead_zone)
         track["network_beyond_zone_fraction"] = float(clipped[valid].mean()) if valid.any() else 0.0
         track["zone_noise_units"] = dead_zone
     # the stations' residuals, too, are those of the output as written (the joint step gave

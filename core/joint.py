@@ -49,6 +49,7 @@ from typing import List, Sequence
 
 import numpy as np
 
+from .geometry import enu_to_los
 # the steps before the solve live in their own modules; their names are importable from here
 from .time_function import (END_DAYS, _end_levels, event_time_function, gnss_net_sigma,  # noqa: F401
                             step_time_function)
@@ -74,6 +75,12 @@ def _unit_field(unit, h, w, what):
     if u.shape != (3, h, w):
         raise ValueError(f"{what}: the LOS unit vector must be (3,) or (3, {h}, {w}), got {u.shape}.")
     return u
+
+
+def _los_of(field_m, unit, what):
+    """(H, W) line-of-sight component of a (3, H, W) east/north/up field [m] (:func:`.geometry.enu_to_los`)."""
+    field = np.asarray(field_m, dtype=np.float64)
+    return enu_to_los(*field, *_unit_field(unit, *field.shape[1:], what))
 
 
 def joint_enu(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m, extra_error_m_list=None):
@@ -204,10 +211,7 @@ def los_residual_rms(estimate_m, los_m, unit):
     unit : array_like, (3, H, W) or (3,)
         The track's LOS unit vector (ground -> satellite).
     """
-    est = np.asarray(estimate_m, dtype=np.float64)
-    los = np.asarray(los_m, dtype=np.float64)
-    u = _unit_field(unit, *los.shape, "los_residual_rms")
-    r = los - np.sum(u * est, axis=0)
+    r = np.asarray(los_m, dtype=np.float64) - _los_of(estimate_m, unit, "los_residual_rms")
     r = r[np.isfinite(r)]
     return float(np.std(r)) if r.size else float("nan")
 
@@ -269,11 +273,9 @@ def dead_zone_clipped(los_m, unit, noise_m, prior_m, width: float) -> np.ndarray
     There :func:`dead_zone_observation` moved the observation ``width s`` towards the prior,
     and the estimate follows the track; False where the track has no data.
     """
-    b = np.asarray(los_m, dtype=np.float64)
-    h, w = b.shape
-    predicted = np.sum(_unit_field(unit, h, w, "dead_zone_clipped") * np.asarray(prior_m, dtype=np.float64), 0)
+    r = np.asarray(los_m, dtype=np.float64) - _los_of(prior_m, unit, "dead_zone_clipped")
     with np.errstate(invalid="ignore"):
-        return np.abs(b - predicted) > float(width) * np.asarray(noise_m, dtype=np.float64)
+        return np.abs(r) > float(width) * np.asarray(noise_m, dtype=np.float64)
 
 
 def dead_zone_inflation(los_m, unit, noise_m, prior_m, width: float):
@@ -328,10 +330,8 @@ def dead_zone_observation(los_m, unit, noise_m, prior_m, width: float):
     width : float
         Half-width of the dead zone in noise units (>= 0).
     """
-    b = np.asarray(los_m, dtype=np.float64)
-    h, w = b.shape
-    predicted = np.sum(_unit_field(unit, h, w, "dead_zone_observation") * np.asarray(prior_m, dtype=np.float64), 0)
-    r = b - predicted
+    predicted = _los_of(prior_m, unit, "dead_zone_observation")
+    r = np.asarray(los_m, dtype=np.float64) - predicted
     t = float(width) * np.asarray(noise_m, dtype=np.float64)
     return predicted + np.sign(r) * np.maximum(np.abs(r) - t, 0.0)
 
@@ -374,7 +374,7 @@ def prior_scale(los_list, unit_list, noise_m_list, prior_m, prior_sigma_m, trim=
     ratios = []
     for los, unit, noise in zip(los_list, unit_list, noise_m_list):
         u = _unit_field(unit, h, w, "prior_scale")
-        r = np.asarray(los, dtype=np.float64) - np.sum(u * prior, axis=0)
+        r = np.asarray(los, dtype=np.float64) - _los_of(prior, u, "prior_scale")
         v = np.sum(u ** 2 * sp ** 2, axis=0) + np.asarray(noise, dtype=np.float64) ** 2
         ok = np.isfinite(r) & np.isfinite(v) & (v > 0)
         if ok.sum() < 10:
@@ -435,9 +435,8 @@ def unremoved_ramp_noise_m(los_m, unit, prior_m, pixel_m: float, far_fraction: f
     slope part over the track's valid pixels, 0 when nothing can be fitted.
     """
     los = np.asarray(los_m, dtype=np.float64)
-    prior = np.asarray(prior_m, dtype=np.float64)
     h, w = los.shape
-    predicted = np.sum(_unit_field(unit, h, w, "unremoved_ramp_noise_m") * prior, axis=0)
+    predicted = _los_of(prior_m, unit, "unremoved_ramp_noise_m")
     misfit = los - predicted
     valid = np.isfinite(misfit)
     if valid.sum() < 50:

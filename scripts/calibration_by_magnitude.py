@@ -8,7 +8,7 @@ standard deviations is printed per component and bin, pooled over the scenes (a 
 Gaussian gives 0.683 / 0.954 in every bin). A second table splits the pixels by what the
 data-consistency step did there: no track (the network's field and sigma stand), every track
 within the dead zone (the estimate may lie anywhere in it), or a track clipped by it (the
-network missed it by more than the zone; :func:`insar_gnss_3d.core.joint.dead_zone_inflation`).
+network missed it by more than the zone; :func:`insar_gnss_3d.core.joint.dead_zone_clipped`).
 
     PYTHONPATH=build/plugins .venv/bin/python scripts/calibration_by_magnitude.py --seed 777
 """
@@ -32,38 +32,32 @@ def normalised_errors(scenes: int, seed: int, recipe: str, model: str = ""):
 
     Each a flat array over the component's valid pixels; ``state`` indexes :data:`STATES`.
     """
-    from insar_gnss_3d.core import benchmark, consistency, joint
+    from insar_gnss_3d.core import benchmark, consistency
     from insar_gnss_3d.core.benchmark import SIGNAL_THRESHOLD_M
+    from insar_gnss_3d.core.joint import dead_zone_clipped
 
-    original, inflation = consistency.consistent_field, joint.dead_zone_inflation
-    outputs, truths, zone_calls = [], [], []
-
-    def recording_inflation(los_m, unit, noise_m, prior_m, width):
-        factor = inflation(los_m, unit, noise_m, prior_m, width)
-        zone_calls.append(factor > np.sqrt(1.0 + width ** 2 / 3.0) + 1e-9)
-        return factor
+    original = consistency.consistent_field
+    outputs, truths = [], []
 
     def recording(*args, **kwargs):
-        zone_calls.clear()
         result = original(*args, **kwargs)
         valid = np.zeros(result.estimate_m.shape[1:], dtype=bool)
-        for los, _, _ in result.observations:
-            valid |= np.isfinite(los)
         clipped = np.zeros_like(valid)
-        # the last solve is the output's (the step may narrow the zone and solve again)
-        for mask in zone_calls[len(zone_calls) - len(result.observations):] if result.observations else []:
-            clipped |= mask
+        # the output's (last) zone; narrowed to 0, the estimate follows every track: all clipped
+        width = result.quality.get("dead_zone_noise_units", 0.0)
+        for los, unit, noise in result.observations:
+            valid |= np.isfinite(los)
+            clipped |= dead_zone_clipped(los, unit, noise, result.prior_m, width)
         outputs.append((result.estimate_m, result.std_m, np.where(clipped, 2, np.where(valid, 1, 0))))
         return result
 
     overrides, dem = benchmark.recipe_options(recipe)
     consistency.consistent_field = recording        # run_benchmark imports it at call time
-    joint.dead_zone_inflation = recording_inflation
     try:
         benchmark.run_benchmark(model or None, scenes, seed, "cpu", None, None, overrides, dem_path=dem,
                                 on_scene=lambda r: truths.append(r.truth))
     finally:
-        consistency.consistent_field, joint.dead_zone_inflation = original, inflation
+        consistency.consistent_field = original
     out = []
     for (estimate, std, state), truth in zip(outputs, truths):
         if not np.nanmax(np.abs(truth)) > SIGNAL_THRESHOLD_M:
