@@ -340,6 +340,21 @@ def within_sigma(error, std) -> tuple:
     return float(np.mean(err[ok] <= sd[ok])), float(np.mean(err[ok] <= 2 * sd[ok])), int(ok.sum())
 
 
+def _valid_blur_matrix(n, dtype, device):
+    """(n - 2 RADIUS, n) matrix whose product with a column is its valid-mode Gaussian blur.
+
+    Row ``i`` holds :func:`gaussian_window_1d` at columns ``i .. i + 2 RADIUS``: ``M @ x``
+    equals ``scipy.ndimage.correlate1d(x, w)`` cropped by ``RADIUS`` at both ends.
+    """
+    import torch
+
+    window = torch.as_tensor(gaussian_window_1d(), dtype=dtype, device=device)
+    rows = n - 2 * RADIUS
+    matrix = torch.zeros((rows, n), dtype=dtype, device=device)
+    index = torch.arange(rows, device=device)[:, None] + torch.arange(WIN_SIZE, device=device)
+    return matrix.scatter_(1, index, window.expand(rows, WIN_SIZE))
+
+
 def ssim_torch(pred, truth, data_range, mask=None):
     """Differentiable mean SSIM of each image and channel of a batch (PyTorch, CPU or CUDA).
 
@@ -367,11 +382,10 @@ def ssim_torch(pred, truth, data_range, mask=None):
     Notes
     -----
     Same window, constants and normalised convolution as :func:`ssim_map`; the separable
-    Gaussian is two ``conv2d`` passes without padding (the border crop of Wang et al. /
-    scikit-image). The per-image offset used for numerical conditioning is detached.
+    Gaussian is two products with banded matrices, without padding (the border crop of
+    Wang et al. / scikit-image). The per-image offset used for numerical conditioning is detached.
     """
     import torch
-    import torch.nn.functional as F
 
     if pred.shape != truth.shape or pred.dim() != 4:
         raise ValueError(f"pred and truth must both be (B, C, H, W), got {tuple(pred.shape)} "
@@ -390,10 +404,11 @@ def ssim_torch(pred, truth, data_range, mask=None):
               / count.clamp_min(1.0)).detach()
     x = torch.where(valid, pred - offset, zero)
     y = torch.where(valid, truth - offset, zero)
-    stack = torch.stack([vf, x, y, x * x, y * y, x * y], dim=2).reshape(b * c * 6, 1, h, w)
-    g = torch.as_tensor(gaussian_window_1d(), dtype=dtype, device=device)
-    out = F.conv2d(F.conv2d(stack, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
-    out = out.reshape(b, c, 6, h - 2 * RADIUS, w - 2 * RADIUS)
+    stack = torch.stack([vf, x, y, x * x, y * y, x * y], dim=2)
+    # the separable valid-mode Gaussian as two products with banded matrices: the same sums
+    # as two 11-tap conv2d passes, ~10x less CPU time forward and backward (a 1-channel
+    # convolution is the slowest case of oneDNN's kernels; a matmul is its fastest)
+    out = _valid_blur_matrix(h, dtype, device) @ stack @ _valid_blur_matrix(w, dtype, device).T
     inside = valid[..., RADIUS:-RADIUS, RADIUS:-RADIUS]
     wsum = torch.where(inside, out[:, :, 0], torch.ones((), dtype=dtype, device=device))
     mx, my, sxx, syy, sxy = (out[:, :, i] / wsum for i in range(1, 6))
