@@ -7,7 +7,9 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
 * training: scenes per second through forward + backward + AdamW step (``Trainer.train_step``)
   on one fixed batch, best of ``steps`` after a warm-up step, with mixed precision where it
   exists (``--cpu-bf16``: bfloat16 autocast on a CPU with bfloat16 in hardware; AMP on CUDA),
-  and the same step in float32 beside it (the peer: the default step on a CPU);
+  the same step in float32 beside it (the default step on a CPU), and the peer: the float32
+  step with the SSIM loss's Gaussian as two one-channel ``conv2d`` passes (:func:`conv2d_blur`,
+  pytorch-msssim's way and this loss's until 2026-12-02);
 * generation: scenes per second of ``SceneSampler.sample(16)`` plus ``batch_to_inputs``
   (everything between the seed and the network's inputs), best of ``repeats``; the two are
   timed alternately;
@@ -41,6 +43,22 @@ def _best(fn, repeats, clock=time.perf_counter):
         fn()
         best = min(best, clock() - t0)
     return best
+
+
+def conv2d_blur(images):
+    """The peer of :func:`.metrics.gaussian_blur_valid`: two one-channel ``conv2d`` passes.
+
+    How pytorch-msssim (and this loss until 2026-12-02) filters the SSIM statistics; the
+    same sums.
+    """
+    import torch
+    import torch.nn.functional as F
+    from insar_gnss_3d.core.metrics import gaussian_window_1d
+
+    h, w = images.shape[-2:]
+    taps = torch.as_tensor(gaussian_window_1d(), dtype=images.dtype, device=images.device)
+    out = F.conv2d(F.conv2d(images.reshape(-1, 1, h, w), taps.view(1, 1, -1, 1)), taps.view(1, 1, 1, -1))
+    return out.reshape(*images.shape[:-2], *out.shape[-2:])
 
 
 def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
@@ -85,13 +103,25 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
         finally:
             trainer.use_amp = mixed
 
+    from insar_gnss_3d.core import metrics
+    ours = metrics.gaussian_blur_valid
+
+    def conv2d_ssim_step():
+        metrics.gaussian_blur_valid = conv2d_blur
+        try:
+            float32_step()
+        finally:
+            metrics.gaussian_blur_valid = ours
+
     float32_step()
+    conv2d_ssim_step()
     # alternate, so that all see the same machine state (other work on a shared machine)
-    gen_s = train_s = float32_s = float("inf")
+    gen_s = train_s = float32_s = conv2d_s = float("inf")
     for _ in range(max(steps, repeats)):
         gen_s = min(gen_s, _best(generate, 1))
         train_s = min(train_s, _best(step, 1))
         float32_s = min(float32_s, _best(float32_step, 1))
+        conv2d_s = min(conv2d_s, _best(conv2d_ssim_step, 1))
     train_rate = batch_size / train_s
     gen_rate = batch_size / gen_s
 
@@ -124,7 +154,8 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     result = {"device": str(trainer.device), "threads": torch.get_num_threads(),
               "load_average": os.getloadavg()[0], "batch_size": batch_size,
               "train_scenes_per_s": train_rate, "train_precision": precision,
-              "float32_train_scenes_per_s": batch_size / float32_s, "generate_scenes_per_s": gen_rate,
+              "float32_train_scenes_per_s": batch_size / float32_s,
+              "conv2d_ssim_train_scenes_per_s": batch_size / conv2d_s, "generate_scenes_per_s": gen_rate,
               "generation_over_training": gen_rate / train_rate,
               "infer_64px_s": infer_64, "infer_128px_s": infer_128,
               "parameters": parameter_count(model), "model_file_bytes": file_bytes}
@@ -136,6 +167,9 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     if mixed:
         print(f"  float32    {batch_size / float32_s:7.2f} scenes/s  (the same step without mixed precision): "
               f"mixed precision x{float32_s / train_s:.2f}")
+    print(f"  peer       {batch_size / conv2d_s:7.2f} scenes/s  (the float32 step with the SSIM loss's Gaussian as "
+          f"two conv2d passes, pytorch-msssim's way, as up to 2026-12-02): float32 x{conv2d_s / float32_s:.2f}, "
+          f"{precision} x{conv2d_s / train_s:.2f}")
     print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {max(steps, repeats)})")
     print(f"  generation / training = {result['generation_over_training']:.1f}x (goal >= 5x)")
     print(f"  inference  {1e3 * infer_64:.0f} ms per {scene.size_px} x {scene.size_px} tile, "

@@ -254,12 +254,12 @@ def _station_correlation(points, xy, valid, length):
     returned as float64 for the weighted sums.
     """
     origin = points[:1]
-    p = (points - origin).to(torch.float32)                                   # (P, 2)
-    q = (xy - origin).to(torch.float32) / length[:, None, None].to(torch.float32)   # (B, S, 2)
-    p = p[None] / length[:, None, None].to(torch.float32)                    # (B, P, 2)
-    r = torch.sqrt((p[..., :, None, 0] - q[..., None, :, 0]) ** 2 + (p[..., :, None, 1] - q[..., None, :, 1]) ** 2)
-    corr = matern32(r) * valid.to(torch.float32)[:, None, :]
-    return corr.to(torch.float64)
+    inverse_length = (1.0 / length).to(torch.float32)[:, None, None]
+    p = (points - origin).to(torch.float32)[None] * inverse_length           # (B, P, 2)
+    q = (xy - origin).to(torch.float32) * inverse_length                      # (B, S, 2)
+    # one kernel for the distances from differences (not the |p|^2 + |q|^2 - 2 p.q expansion)
+    r = torch.cdist(p, q, compute_mode="donot_use_mm_for_euclid_dist")
+    return matern32(r).mul_(valid.to(torch.float32)[:, None, :]).to(torch.float64)
 
 
 def kriging_prior(station_xy_m, values_m, sigma_m, grid_x_m, grid_y_m,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from insar_gnss_3d.core.metrics import (RADIUS, WIN_SIZE, component_scores, gaussian_window_1d,
-                                        rmse, ssim, ssim_map, ssim_torch)
+from insar_gnss_3d.core.metrics import (RADIUS, WIN_SIZE, component_scores, gaussian_blur_valid,
+                                        gaussian_window_1d, rmse, ssim, ssim_map, ssim_torch)
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 
@@ -50,6 +50,19 @@ def test_window_is_skimage_11_taps():
     assert WIN_SIZE == 11 and RADIUS == 5 and w.shape == (11,)
     assert_allclose(w.sum(), 1.0, rtol=0, atol=1e-15)
     assert_allclose(w, w[::-1], rtol=0, atol=0)
+
+
+def test_valid_blur_is_scipy_correlation_cropped():
+    """The banded-matrix blur gives scipy.ndimage's separable correlation, minus the border."""
+    torch = pytest.importorskip("torch")
+    from scipy import ndimage
+
+    images = np.random.default_rng(4).standard_normal((2, 3, 23, 17))
+    expected = ndimage.correlate1d(ndimage.correlate1d(images, gaussian_window_1d(), axis=-2),
+                                   gaussian_window_1d(), axis=-1)[..., RADIUS:-RADIUS, RADIUS:-RADIUS]
+    got = gaussian_blur_valid(torch.from_numpy(images)).numpy()
+    assert got.shape == (2, 3, 23 - 2 * RADIUS, 17 - 2 * RADIUS)
+    assert_allclose(got, expected, rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("kind", KINDS)
