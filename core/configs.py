@@ -480,9 +480,10 @@ class TrainConfig:
     #: mixed precision in the training step on CUDA: bfloat16 where supported, else float16
     amp: bool = True
     #: bfloat16 autocast in the training step on a CPU with bfloat16 in hardware
-    #: (:func:`.runtime.cpu_native_bf16`; float32 elsewhere). Off by default: on an AVX512-BF16
-    #: CPU the step is 1.4-1.6x faster, but at equal wall time the validation loss was no
-    #: better than float32's (README, Performance). Validation and inference stay float32.
+    #: (:func:`.runtime.cpu_native_bf16`; float32 elsewhere). Off by default (reproducible
+    #: sessions on any CPU): on an AVX512-BF16 CPU the step is ~1.5x faster and trains to the
+    #: same validation loss at equal scenes (README, Performance). Validation and inference
+    #: stay float32.
     cpu_bf16: bool = False
     threads: int = 0             # CPU threads (0: torch's default)
     #: torch.compile the network for the training steps (validation runs it eagerly): on this
