@@ -94,6 +94,20 @@ def test_trainmodel_writes_a_model_and_a_report(run_alg, tmp_path):
     assert any("Training on the CPU" in m for m in feedback.messages)
 
 
+def test_trainmodel_cpu_bf16_option_trains_in_bfloat16_where_the_cpu_has_it(run_alg, tmp_path):
+    from insar_gnss_3d.core.runtime import cpu_native_bf16
+
+    feedback = _feedback()
+    options = json.dumps({**json.loads(TINY["OPTIONS"]), "cpu_bf16": True})
+    run_alg("trainmodel", {**TINY, "EPOCHS": 1, "OPTIONS": options, "OUTPUT": str(tmp_path / "m.pt"),
+                           "REPORT": None}, feedback=feedback)
+    precision = "bfloat16 autocast" if cpu_native_bf16() else "float32"
+    assert any(f"{precision} training steps" in m for m in feedback.messages)
+    assert _check_model_file(tmp_path / "m.pt")["history"]["epoch"] == [1]
+    state = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
+
+
 def test_trainmodel_cancel_keeps_the_checkpoint_writes_no_model_and_resumes(run_alg, tmp_path):
     from qgis.core import QgsProcessingException
     out = tmp_path / "c.pt"
