@@ -25,3 +25,15 @@ def test_a_candidate_ships_only_when_every_line_holds():
     assert "126.5 mm <= 111.0 mm" in bad[3][0]
     # without Illapel figures only the synthetic lines are judged
     assert len(verdict(_result(9, 0.53), base, 0.111)) == 2
+
+
+def test_station_changes_names_the_stations_that_moved():
+    from judge_model import station_changes
+
+    base = {"illapel": {"leave_one_out_by_station_m": {"A": 0.100, "B": 0.090, "C": 0.300}}}
+    cand = {"illapel": {"leave_one_out_by_station_m": {"A": 0.140, "B": 0.095, "C": 0.260}}}
+    text = station_changes(cand, base)
+    assert "mean 3-D error 163.3 -> 165.0 mm" in text
+    assert "worse by > 20 mm: A +40;" in text and "better: C -40" in text and "B" not in text.split("A +40")[1]
+    # an older judgement without per-station errors: nothing to say
+    assert station_changes(cand, {"illapel": {"leave_one_out_m": 0.1}}) is None
