@@ -397,10 +397,22 @@ def _write_report(path, trainer, model_path, seconds, real_dem, stations):
 
     h = trainer.history
     epochs = h["epoch"]
-    fig = new_figure(11.0, 3.8)
-    ax_loss, ax_ssim = fig.subplots(1, 2)
-    ax_loss.plot(epochs, h["train_loss"], "o-", label="training")
-    ax_loss.plot(epochs, h["val_loss"], "s-", label="validation")
+    def curve(key):                                  # None (no training steps yet) as a gap
+        return [float("nan") if v is None else v for v in h[key]]
+    with_nll = any(v is not None for v in h["val_nll"])
+    fig = new_figure(15.0 if with_nll else 11.0, 3.8)
+    axes = fig.subplots(1, 3 if with_nll else 2)
+    ax_loss, ax_ssim = axes[0], axes[1]
+    ax_loss.plot(epochs, curve("train_loss"), "o-", label="training")
+    ax_loss.plot(epochs, curve("val_loss"), "s-", label="validation")
+    if with_nll:
+        ax_nll = axes[2]
+        ax_nll.plot(epochs, curve("train_nll"), "o-", label="training")
+        ax_nll.plot(epochs, curve("val_nll"), "s-", label="validation")
+        ax_nll.set_xlabel("epoch")
+        ax_nll.set_ylabel("std head: Gaussian NLL per pixel")
+        ax_nll.legend()
+        ax_nll.grid(True, alpha=0.3)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss (L1 + w (1 - SSIM), scaled units)")
@@ -413,7 +425,7 @@ def _write_report(path, trainer, model_path, seconds, real_dem, stations):
     ax_ssim.legend()
     ax_ssim.grid(True, alpha=0.3)
     from matplotlib.ticker import MaxNLocator
-    for ax in (ax_loss, ax_ssim):
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     hidden = ("model", "scene", "resume", "checkpoint_dir")
     recipe = {k: v for k, v in dataclasses.asdict(trainer.cfg).items() if k not in hidden}
@@ -427,7 +439,9 @@ def _write_report(path, trainer, model_path, seconds, real_dem, stations):
         return html_table(["field", "value"], [[k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v]
                                                for k, v in d.items()])
     parts = [
-        "<h2>Learning curves</h2>", figure_html(fig, "loss and validation mSSIM per epoch"),
+        "<h2>Learning curves</h2>", figure_html(fig, "loss (the same L1 + SSIM terms for training and "
+                                                       "validation), validation mSSIM and, for a std head, its "
+                                                       "NLL per epoch"),
         paragraph("Validation: fixed-seed scenes, mSSIM per component (Wang et al. 2004, data range "
                   "= max - min of the truth) in metres.", "note"),
         "<h2>Last epoch</h2>", html_table(["component", "validation mSSIM"], last, ".3f"),

@@ -69,10 +69,14 @@ SHARE_MEASURE_FRACTION = 0.01
 
 #: File names inside a campaign folder (``--model-dir``).
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "insar_gnss_3d.pt", "insar_gnss_3d.ckpt", "history.json"
-#: Columns of the training history (one entry per validation point).
-HISTORY_KEYS = ("session", "epoch", "scenes_seen", "minutes", "train_loss", "val_loss", "val_mssim_east",
-                "val_mssim_north", "val_mssim_up", "val_nll", "val_within_1sigma", "val_within_2sigma",
-                "seconds", "validation_seed")
+#: Columns of the training history (one entry per validation point). ``train_loss`` is the
+#: mean's L1 + SSIM loss, the same terms as ``val_loss``; ``train_nll`` the std head's
+#: Gaussian NLL on the same steps (unweighted, as ``val_nll``). ``train_total_legacy``: a
+#: point written before the two were recorded apart, whose training loss summed both (then
+#: ``train_loss`` is None there).
+HISTORY_KEYS = ("session", "epoch", "scenes_seen", "minutes", "train_loss", "train_nll", "val_loss",
+                "val_mssim_east", "val_mssim_north", "val_mssim_up", "val_nll", "val_within_1sigma",
+                "val_within_2sigma", "seconds", "validation_seed", "train_total_legacy")
 
 
 def batch_to_inputs(batch, scene: SceneConfig):
@@ -92,6 +96,24 @@ def loss_fn(pred, target, ssim_weight):
     data_range = (target.amax((-2, -1)) - target.amin((-2, -1))).detach().clamp_min(1e-2)
     s = ssim_torch(pred.float(), target.float(), data_range)
     return l1 + ssim_weight * (1.0 - s.mean())
+
+
+def migrated_history(history: dict) -> dict:
+    """A checkpoint's history in today's columns (one list per ``HISTORY_KEYS`` entry).
+
+    Older files lack some columns (None there). A point written before ``train_nll`` existed
+    by a network with a std head (``val_nll`` set) summed L1 + SSIM and the weighted NLL in
+    ``train_loss``: that sum moves to ``train_total_legacy``, so that ``train_loss`` only
+    ever holds the terms ``val_loss`` holds.
+    """
+    points = len(history.get("val_loss", []))
+    migrated = {k: list(history.get(k, [None] * points)) for k in HISTORY_KEYS}
+    if "train_nll" not in history:
+        for i in range(points):
+            if migrated["val_nll"][i] is not None:
+                migrated["train_total_legacy"][i] = migrated["train_loss"][i]
+                migrated["train_loss"][i] = None
+    return migrated
 
 
 def _distributed():
@@ -333,8 +355,7 @@ class Trainer:
             self.sampler.generator.set_state(state["generator"].cpu())
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"].cpu())
-        points = len(state["history"].get("val_loss", []))       # older files lack some columns
-        self.history = {k: list(state["history"].get(k, [None] * points)) for k in HISTORY_KEYS}
+        self.history = migrated_history(state["history"])
         self.epoch = int(state["epoch"])
         self.step = int(state.get("step", 0))
         self.scenes_seen = int(state.get("scenes_seen", 0))
@@ -372,11 +393,16 @@ class Trainer:
 
     # -- steps -------------------------------------------------------------------------------
     def train_step(self, inputs, target):
-        """One optimiser step; returns the loss."""
+        """One optimiser step; returns the loss it minimised.
+
+        Its terms are kept in ``last_step_terms``: ``(L1 + SSIM loss, NLL or None)``, the
+        same terms as the validation's (the first computed without gradient when only the
+        std head trains).
+        """
         self.net.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             pred, std = self.net(inputs, with_std=True)
-        loss = self.loss(pred.float(), None if std is None else std.float(), target)
+        loss, self.last_step_terms = self.loss(pred.float(), None if std is None else std.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -387,16 +413,25 @@ class Trainer:
         return float(loss.detach())
 
     def loss(self, pred, std, target):
-        """The mean's L1 + SSIM loss plus the std head's weighted Gaussian NLL.
+        """(The mean's L1 + SSIM loss plus the std head's weighted Gaussian NLL, (L1 + SSIM, NLL)).
 
-        The first term is left out when training the std head only; the second needs a
-        std head and takes the mean detached.
+        The first term is not minimised when training the std head only; the second needs a
+        std head and takes the mean detached. The pair holds both as floats (NLL None
+        without a std head), for the history.
         """
         cfg = self.cfg
-        loss = loss_fn(pred, target, cfg.ssim_weight) if cfg.train_only != "std_head" else 0.0
-        if std is not None and cfg.nll_weight > 0:
-            loss = loss + cfg.nll_weight * gaussian_nll(pred.detach(), std, target)
-        return loss
+        if cfg.train_only != "std_head":
+            loss = data_loss = loss_fn(pred, target, cfg.ssim_weight)
+        else:
+            with torch.no_grad():
+                data_loss = loss_fn(pred, target, cfg.ssim_weight)
+            loss = 0.0
+        nll = None
+        if std is not None:
+            nll = gaussian_nll(pred.detach(), std, target)
+            if cfg.nll_weight > 0:
+                loss = loss + cfg.nll_weight * nll
+        return loss, (float(data_loss.detach()), None if nll is None else float(nll.detach()))
 
     @torch.no_grad()
     def validate(self):
@@ -445,12 +480,13 @@ class Trainer:
                     raise TrainingCancelled(f"Training cancelled in epoch {self.epoch + 1}; "
                                             f"checkpoint kept in {cfg.checkpoint_dir or '(none)'}.")
                 inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
-                losses.append(self.train_step(inputs, target))
+                step_loss = self.train_step(inputs, target)
+                losses.append(self.last_step_terms)
                 self.step += 1
                 self.scenes_seen += cfg.batch_size * self.world
                 done = self.epoch * self.steps_per_epoch + step + 1
                 self.progress(done / total_steps, f"epoch {self.epoch + 1}/{cfg.epochs} "
-                                                  f"step {step + 1}/{self.steps_per_epoch} loss {losses[-1]:.4f}")
+                                                  f"step {step + 1}/{self.steps_per_epoch} loss {step_loss:.4f}")
             self.epoch += 1
             if self.rank == 0:
                 self._record(losses, time.time() - start, self.epoch)
@@ -474,7 +510,12 @@ class Trainer:
         h["epoch"].append(epoch)
         h["scenes_seen"].append(self.scenes_seen)
         h["minutes"].append(round(self.elapsed_minutes(), 3))
-        h["train_loss"].append(float(np.mean(losses)) if losses else float("nan"))
+        # losses: train_step's ``last_step_terms`` of each step since the last point
+        data_losses = [d for d, _ in losses]
+        nlls = [n for _, n in losses if n is not None]
+        h["train_loss"].append(float(np.mean(data_losses)) if data_losses else float("nan"))
+        h["train_nll"].append(float(np.mean(nlls)) if nlls else None)
+        h["train_total_legacy"].append(None)
         h["val_loss"].append(val_loss)
         for k in ("east", "north", "up"):
             h[f"val_mssim_{k}"].append(mssim[k])
@@ -537,7 +578,8 @@ class Trainer:
             if stop:
                 break
             inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
-            losses.append(self.train_step(inputs, target))
+            step_loss = self.train_step(inputs, target)
+            losses.append(self.last_step_terms)
             self.step += 1
             self.scenes_seen += cfg.batch_size * self.world
             self.epoch = self.scenes_seen // max(1, cfg.samples)
@@ -556,7 +598,7 @@ class Trainer:
                               f"{scenes_before:,}: peak learning rate {cfg.learning_rate * self.session_peak:.2g}")
             now = time.time()
             self.progress(min(1.0, (now - start) / budget_s),
-                          f"step {self.step} ({self.scenes_seen} scenes) loss {losses[-1]:.4f}")
+                          f"step {self.step} ({self.scenes_seen} scenes) loss {step_loss:.4f}")
             if self.rank == 0 and now - last_validation >= 60.0 * cfg.validate_every_minutes:
                 self._record(losses, now - last_validation, self.scenes_seen / cfg.samples)
                 self._report_point()

@@ -2,12 +2,13 @@
 
 ``make train`` (``python -m insar_gnss_3d.core.train --model-dir resources/models --minutes N``)
 writes ``resources/models/history.json``: one record per validation point (session, scenes
-seen, wall minutes, train loss, validation loss, validation mSSIM east/north/up on the
-campaign's fixed validation scenes; for a network with a std head its Gaussian NLL and the
-fractions of errors within one and two sigma; the seed of the validation scenes, so that points
-on other scenes are not compared). This prints, as Markdown, the first point and the end of
-every session (``--all``: every point), then one summary line, so the README quotes the
-history instead of numbers typed by hand:
+seen, wall minutes, train and validation loss (the same L1 + SSIM terms), validation mSSIM
+east/north/up on the campaign's fixed validation scenes; for a network with a std head its
+Gaussian NLL in training and validation and the fractions of errors within one and two
+sigma; the seed of the validation scenes, so that points on other scenes are not compared).
+This prints, as Markdown, the first point and the end of every session (``--all``: every
+point), then one summary line, so the README quotes the history instead of numbers typed by
+hand:
 
     .venv/bin/python scripts/model_card.py [--history resources/models/history.json] [--all]
 """
@@ -23,7 +24,8 @@ DEFAULT_HISTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
                                "resources", "models", "history.json")
 COLUMNS = (("session", "session", "{}"), ("scenes_seen", "scenes seen", "{:,}"),
            ("minutes", "wall min", "{:.1f}"), ("train_loss", "train loss", "{:.4f}"),
-           ("val_loss", "val loss", "{:.4f}"), ("val_mssim_east", "val mSSIM E", "{:.3f}"),
+           ("val_loss", "val loss", "{:.4f}"), ("train_nll", "train NLL", "{:.3f}"),
+           ("val_mssim_east", "val mSSIM E", "{:.3f}"),
            ("val_mssim_north", "val mSSIM N", "{:.3f}"), ("val_mssim_up", "val mSSIM U", "{:.3f}"),
            ("val_nll", "std head NLL", "{:.3f}"), ("val_within_1sigma", "within 1 sigma", "{:.3f}"),
            ("val_within_2sigma", "within 2 sigma", "{:.3f}"),
@@ -44,20 +46,31 @@ def markdown_table(history: dict, every: bool = False) -> str:
     points = history.get("points", [])
     lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
+    legacy = False
     for p in selected_points(points, every):
         cells = []
         for key, _, fmt in COLUMNS:
             value = p.get(key)
+            if key == "train_loss" and value is None and p.get("train_total_legacy") is not None:
+                legacy = True                  # the old sum of both terms: not comparable to val loss
+                cells.append(f"({p['train_total_legacy']:.4f}*)")
+                continue
             cells.append("—" if value is None else fmt.format(value))
         lines.append("| " + " | ".join(cells) + " |")
+    if legacy:
+        lines.append("")
+        lines.append("\\* written before the history kept the training loss's terms apart: L1 + SSIM plus "
+                     "the std head's weighted NLL, not comparable to the validation loss.")
     if points:
         last = points[-1]
         lines.append("")
         counted = (f"{history['all_parameters']:,} parameters ({history.get('parameters', 0):,} trained in "
                    "the last session)" if "all_parameters" in history
                    else f"{history.get('parameters', 0):,} trainable parameters")
+        sessions = last.get("session", 1)
+        plural = "s" if sessions != 1 else ""
         lines.append(f"{counted}; {last['scenes_seen']:,} scenes seen, "
-                     f"{last['minutes']:.1f} wall minutes of training in {last.get('session', 1)} sessions; "
+                     f"{last['minutes']:.1f} wall minutes of training in {sessions} session{plural}; "
                      f"validation: {history.get('recipe', {}).get('validation_samples', '?')} fixed-seed "
                      f"scenes of the training recipe.")
     return "\n".join(lines)

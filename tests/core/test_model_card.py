@@ -40,3 +40,15 @@ def test_table_has_the_first_point_and_each_session_end(tmp_path):
     assert rows[0].endswith("| — |")                                # older points name no validation seed
     history["points"][-1]["validation_seed"] = 2031
     assert _card().markdown_table(history).splitlines()[4].endswith("| 2031 |")
+
+
+def test_an_older_summed_training_loss_is_marked_not_compared():
+    old = dict(_point(1, 16000, 15.0, 0.46), train_loss=None, train_total_legacy=-0.5708, val_nll=-1.56)
+    new = dict(_point(2, 30000, 30.0, 0.45), train_loss=0.44, train_nll=-1.5, val_nll=-1.55)
+    table = _card().markdown_table({"parameters": 1, "points": [old, new]}).splitlines()
+    rows = [line for line in table if line.startswith("| ") and "scenes seen" not in line]
+    assert rows[0].split(" | ")[3] == "(-0.5708*)" and rows[1].split(" | ")[3] == "0.4400"
+    assert rows[1].split(" | ")[5] == "-1.500"                      # the training NLL, its own column
+    assert any(line.startswith("\\* written before") for line in table)
+    plain = _card().markdown_table({"parameters": 1, "points": [new]})
+    assert "written before" not in plain

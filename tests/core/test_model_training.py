@@ -358,7 +358,7 @@ def test_the_default_network_with_its_checkpoint_stays_under_15_mb(tmp_path):
     trainer = Trainer(TrainConfig(minutes=1.0, model_dir=str(tmp_path), validation_samples=1, batch_size=1,
                                   scene={"size_px": 16}))         # parameters do not depend on the size
     trainer.train_step(*trainer.validation[0])                     # AdamW's state exists after a step
-    trainer._record([1.0], 1.0, 0.0)
+    trainer._record([trainer.last_step_terms], 1.0, 0.0)
     trainer._write_campaign(str(tmp_path / "insar_gnss_3d.pt"))
     sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
     assert sizes["insar_gnss_3d.ckpt"] > 2.5 * sizes["insar_gnss_3d.pt"]      # the moments are in it

@@ -338,3 +338,38 @@ def test_training_a_calibrated_model_starts_its_head_from_the_identity_calibrati
     trainer.fit(str(tmp_path / "out.pt"))
     trained = load_model(str(tmp_path / "out.pt"))[0]
     assert torch.equal(trained.std_scale, torch.ones(3)) and torch.equal(trained.std_exponents, IDENTITY_STD_EXPONENTS)
+
+
+def test_history_keeps_the_training_loss_terms_apart_like_the_validation(tiny, tmp_path):
+    """train_loss holds the L1 + SSIM terms val_loss holds; the std head's NLL is its own column."""
+    scene, model, (inputs, target) = tiny
+    path = tmp_path / "base.pt"
+    save_model(str(path), adapted_model(model, {"std_head": True}), scene, {"samples": 8, "epochs": 1})
+    cfg = TrainConfig(samples=8, epochs=1, batch_size=4, validation_samples=4, learning_rate=1e-3, nll_weight=0.5,
+                      init_model=str(path), scene=TINY_SCENE)
+    trainer = Trainer(cfg)
+    terms, totals = [], []
+    for _ in range(3):
+        totals.append(trainer.train_step(inputs, target))
+        terms.append(trainer.last_step_terms)
+    for total, (data, nll) in zip(totals, terms):
+        assert total == pytest.approx(data + 0.5 * nll, rel=1e-5)
+        assert data > 0 and math.isfinite(nll)
+    trainer._record(terms, 1.0, 1)
+    point = trainer.history_records()[-1]
+    assert point["train_loss"] == pytest.approx(np.mean([d for d, _ in terms]))
+    assert point["train_nll"] == pytest.approx(np.mean([n for _, n in terms]))
+    assert point["val_nll"] is not None and point["train_total_legacy"] is None
+    # same terms: the training and validation losses are within a factor of each other, not of opposite sign
+    assert 0.3 < point["train_loss"] / point["val_loss"] < 3.0
+
+
+def test_an_older_history_moves_its_summed_training_loss_aside():
+    from insar_gnss_3d.core.train import migrated_history
+    old = {"val_loss": [0.46, 0.44, 0.43], "train_loss": [None, 0.47, -0.57], "val_nll": [None, None, -1.56]}
+    h = migrated_history(old)
+    assert h["train_loss"] == [None, 0.47, None]            # a point without a std head summed nothing
+    assert h["train_total_legacy"] == [None, None, -0.57]
+    assert h["train_nll"] == [None, None, None] and len(h["validation_seed"]) == 3
+    new = migrated_history({**h, "train_loss": [None, 0.47, 0.45]})   # today's columns: untouched
+    assert new["train_loss"] == [None, 0.47, 0.45] and new["train_total_legacy"] == [None, None, -0.57]
