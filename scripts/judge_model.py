@@ -12,6 +12,8 @@ shipping rule's verdict, each line of it:
 1. more coverage targets met than the baseline on the first seed;
 2. the mean of the 12 median mSSIMs no lower than the baseline's minus 0.005;
 3. Illapel: LOS residual <= noise + 20 mm and leave-one-out median <= ``--loo-limit-mm``;
+4. Illapel: the mean leave-one-out error of the stations both hold no higher than the
+   baseline's (when both hold per-station errors; from 2026-12-07);
 
 and, for information, the left-out stations whose error changed by more than 20 mm.
 
@@ -105,6 +107,14 @@ def verdict(candidate: dict, baseline: dict, loo_limit_m: float) -> list:
                       ill["los_residual_m"] <= ill["noise_m"] + LOS_MARGIN_M))
         lines.append((f"Illapel leave-one-out {1e3 * ill['leave_one_out_m']:.1f} mm <= {1e3 * loo_limit_m:.1f} mm",
                       ill["leave_one_out_m"] <= loo_limit_m))
+        new = ill.get("leave_one_out_by_station_m")
+        old = (baseline.get("illapel") or {}).get("leave_one_out_by_station_m")
+        common = sorted(set(new or {}) & set(old or {}))
+        if common:
+            # the median of eleven is a knife edge (station_changes): the mean of the same stations beside it
+            mean_new, mean_old = (float(np.mean([d[k] for k in common])) for d in (new, old))
+            lines.append((f"Illapel leave-one-out mean of {len(common)} stations {1e3 * mean_new:.1f} mm <= "
+                          f"{1e3 * mean_old:.1f} mm", mean_new <= mean_old))
     return lines
 
 

@@ -27,6 +27,17 @@ def test_a_candidate_ships_only_when_every_line_holds():
     assert len(verdict(_result(9, 0.53), base, 0.111)) == 2
 
 
+def test_the_mean_over_stations_is_a_line_when_both_hold_them():
+    base = dict(_result(7, 0.5282), illapel={"leave_one_out_by_station_m": {"A": 0.100, "B": 0.090, "C": 0.300}})
+    ill = {"los_residual_m": 0.033, "noise_m": 0.021, "leave_one_out_m": 0.105}
+    cand = dict(_result(9, 0.53), illapel=dict(ill, leave_one_out_by_station_m={"A": 0.14, "B": 0.095, "C": 0.26}))
+    lines = verdict(cand, base, 0.111)
+    assert len(lines) == 5 and lines[4] == ("Illapel leave-one-out mean of 3 stations 165.0 mm <= 163.3 mm", False)
+    cand["illapel"]["leave_one_out_by_station_m"]["C"] = 0.25
+    assert verdict(cand, base, 0.111)[4][1]                           # 161.7 mm: holds
+    assert len(verdict(dict(_result(9, 0.53), illapel=ill), base, 0.111)) == 4   # no per-station errors
+
+
 def test_station_changes_names_the_stations_that_moved():
     from judge_model import station_changes
 
