@@ -439,9 +439,9 @@ def _write_report(path, trainer, model_path, seconds, real_dem, stations):
         return html_table(["field", "value"], [[k, json.dumps(v) if isinstance(v, (list, tuple, dict)) else v]
                                                for k, v in d.items()])
     parts = [
-        "<h2>Learning curves</h2>", figure_html(fig, "loss (the same L1 + SSIM terms for training and "
-                                                       "validation), validation mSSIM and, for a std head, its "
-                                                       "NLL per epoch"),
+        "<h2>Learning curves</h2>", figure_html(fig, "loss (the same L1 + SSIM terms for training and validation), "
+                                                       "validation mSSIM" + (" and the std head's Gaussian NLL"
+                                                                             if with_nll else "") + " per epoch"),
         paragraph("Validation: fixed-seed scenes, mSSIM per component (Wang et al. 2004, data range "
                   "= max - min of the truth) in metres.", "note"),
         "<h2>Last epoch</h2>", html_table(["component", "validation mSSIM"], last, ".3f"),

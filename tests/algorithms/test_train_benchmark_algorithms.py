@@ -88,7 +88,7 @@ def test_trainmodel_writes_a_model_and_a_report(run_alg, tmp_path):
     assert meta["history"]["epoch"] == [1, 2]
     for c in ("EAST", "NORTH", "UP"):
         assert -1.0 <= result[f"VAL_MSSIM_{c}"] <= 1.0
-    _check_report(report)
+    assert "Gaussian NLL" not in _check_report(report)                          # no std head, no NLL panel
     assert not (tmp_path / "m.pt.checkpoints").exists()          # removed after success
     assert sum(m.startswith("epoch ") and ":" in m.split()[1] for m in feedback.messages) == 2
     assert any("Training on the CPU" in m for m in feedback.messages)
@@ -148,9 +148,11 @@ def test_trainmodel_says_a_trained_std_head_needs_calibrating(run_alg, tmp_path)
     out = tmp_path / "std.pt"
     params = {k: v for k, v in TINY.items() if k not in ("WIDTH", "OPTIONS", "SCENE_SIZE_PX")}
     feedback = _feedback()
+    report = tmp_path / "std.html"
     run_alg("trainmodel", {**params, "EPOCHS": 1, "INIT_MODEL": init, "OPTIONS": '{"model": {"std_head": true}}',
-                           "OUTPUT": str(out), "REPORT": None}, feedback=feedback)
+                           "OUTPUT": str(out), "REPORT": str(report)}, feedback=feedback)
     assert load_model(str(out))[0].std_head is not None
+    assert "std head&#x27;s Gaussian NLL per epoch" in _check_report(report)     # its own panel
     assert any("not calibrated yet" in m and "insar_gnss_3d.core.calibrate" in m for m in feedback.messages)
 
 
