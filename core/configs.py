@@ -197,6 +197,7 @@ SCENE_LIMITS = {
     "partial_overlap_probability": Number(0.0, 1.0),
     "random_station_subset": FLAG,
     "pixel_m_range": Interval(0.0, 100e3, "m"),
+    "size_px_range": Interval(0, 8192, "px"),
 }
 
 #: Allowed values of every :class:`.model.ModelConfig` field (its ``__post_init__`` adds
@@ -382,6 +383,13 @@ class SceneConfig(DictConfig):
     #: station spacing, relief, ramps) changes in pixels, which the network learns through its
     #: pixel-size input (``ModelConfig.pixel_size_input``)
     pixel_m_range: tuple = (0.0, 0.0)
+    #: tiles of several sizes: each batch draws its side [px] uniformly among the multiples of
+    #: 16 in this range ((0, 0): always ``size_px``), the fault's lengths unchanged, so that
+    #: the same ruptures are seen with more or less far field around them. Inference runs in
+    #: tiles of up to 128 px (``infer.predict_scene``): campaign D (README, 2026-12-07) trained
+    #: on 96-px tiles only and kept the real Illapel event where 64-px training lost it, but
+    #: lost on 64-px scenes
+    size_px_range: tuple = (0, 0)
 
     def __post_init__(self):
         check_fields(self, SCENE_LIMITS)
@@ -389,6 +397,15 @@ class SceneConfig(DictConfig):
         if high > 0 and not (0 < low <= self.pixel_m <= high):
             raise ValueError(f"Unusable scene configuration: pixel_m_range = {self.pixel_m_range!r} must hold "
                              f"pixel_m = {self.pixel_m:g} (low > 0), or be (0, 0).")
+        low, high = self.size_px_range
+        if high > 0 and not (16 <= low <= self.size_px <= high and low % 16 == 0 and high % 16 == 0):
+            raise ValueError(f"Unusable scene configuration: size_px_range = {self.size_px_range!r} must be "
+                             f"multiples of 16 from 16 up that hold size_px = {self.size_px}, or be (0, 0).")
+
+    @property
+    def multi_size(self) -> bool:
+        """True when batches draw their tile size (``size_px_range``)."""
+        return self.size_px_range[1] > 0
 
     @property
     def multi_scale(self) -> bool:

@@ -20,7 +20,7 @@ origin at the scene's upper-left corner, x east, y north (so pixel centres have 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -276,7 +276,7 @@ class SceneSampler:
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
-        n = config.size_px
+        n = max(config.size_px, config.size_px_range[1])           # the largest tile drawn
         if config.multi_scale and (dem_m is not None or stations_xy_m is not None):
             raise ValueError("A DEM or a station network of one pixel size cannot make multi-scale scenes "
                              "(pixel_m_range); use the fractal terrain and random networks.")
@@ -311,12 +311,18 @@ class SceneSampler:
         return dem, offsets
 
     def sample(self, batch_size: int) -> SceneBatch:
-        """Draw ``batch_size`` scenes (multi-scale configurations: all at one drawn pixel size)."""
+        """Draw ``batch_size`` scenes (a multi-scale or multi-size configuration: one drawn pixel and tile size)."""
         base = self.base_config
-        if base.multi_scale:
-            low, high = base.pixel_m_range
-            pixel_m = math.exp(_scalar(self.generator, math.log(low), math.log(high), self.device))
-            self._set_pixel(base.at_pixel(pixel_m))
+        if base.multi_scale or base.multi_size:
+            config = base
+            if base.multi_scale:
+                low, high = base.pixel_m_range
+                config = config.at_pixel(math.exp(_scalar(self.generator, math.log(low), math.log(high), self.device)))
+            if base.multi_size:
+                low, high = base.size_px_range
+                sixteens = torch.randint(low // 16, high // 16 + 1, (1,), generator=self.generator, device=self.device)
+                config = replace(config, size_px=16 * int(sixteens))
+            self._set_pixel(config)
         cfg, gen, dev = self.config, self.generator, self.device
         n, days = cfg.size_px, cfg.gnss_days
         dem, offsets = self._dem(batch_size)

@@ -72,6 +72,28 @@ def test_multi_scale_batches_draw_their_pixel_and_scale_their_faults():
     assert [again.sample(2).pixel_m for _ in range(3)] == pixels[:3]
 
 
+def test_multi_size_batches_draw_their_tile_size():
+    with pytest.raises(ValueError, match="size_px_range"):
+        SceneConfig(size_px_range=(72, 128))                      # not a multiple of 16
+    with pytest.raises(ValueError, match="size_px_range"):
+        SceneConfig(size_px_range=(80, 128))                      # does not hold size_px = 64
+    cfg = SceneConfig.from_dict({**SceneConfig(**MULTI_SCALE).to_dict(), **TINY, "size_px_range": (16, 64)})
+    assert cfg.multi_size and not SceneConfig().multi_size
+    sampler = SceneSampler(cfg, seed=11)
+    sizes, rupture_px = set(), []
+    for _ in range(12):
+        batch = sampler.sample(2)
+        n = batch.truth_m.shape[-1]
+        sizes.add(n)
+        assert batch.insar_m.shape[-2:] == batch.dem_m.shape[-2:] == batch.los.shape[-2:] == (n, n)
+        assert bool(torch.isfinite(batch.truth_m).all()) and n % 16 == 0 and 16 <= n <= 64
+        rupture_px += [f.length / batch.pixel_m for f in batch.faults]
+        inputs, target = batch_to_inputs(batch, cfg)                # the network takes any tile
+        assert target.shape == (2, 3, n, n)
+    assert len(sizes) >= 3                                          # 16, 32, 48, 64 drawn
+    assert all(10.0 - 1e-9 <= r <= 80.0 + 1e-9 for r in rupture_px)   # ruptures keep their size in pixels
+
+
 def test_multi_scale_scenes_refuse_a_dem_of_one_pixel_size():
     cfg = SceneConfig.from_dict({**SceneConfig(**MULTI_SCALE).to_dict(), **TINY})
     with pytest.raises(ValueError, match="multi-scale"):
