@@ -72,6 +72,14 @@ def judge_illapel(model: str) -> dict:
             "within_sigma_at_stations": figures["leave_one_out_within_sigma"]["cnn"][:2]}
 
 
+def paired_station_errors(candidate: dict, baseline: dict):
+    """(stations both hold, sorted; candidate's and baseline's Illapel leave-one-out errors [m]), or None."""
+    new = (candidate.get("illapel") or {}).get("leave_one_out_by_station_m")
+    old = (baseline.get("illapel") or {}).get("leave_one_out_by_station_m")
+    common = sorted(set(new or {}) & set(old or {}))
+    return (common, new, old) if common else None
+
+
 def station_changes(candidate: dict, baseline: dict, threshold_m: float = STATION_CHANGE_M):
     """A sentence on Illapel's left-out stations, one by one (not a line of the rule).
 
@@ -79,11 +87,10 @@ def station_changes(candidate: dict, baseline: dict, threshold_m: float = STATIO
     seventh are 104 and 150 mm), so the mean and the stations that changed by more than
     ``threshold_m`` are printed beside it. None when either side lacks the per-station errors.
     """
-    new = (candidate.get("illapel") or {}).get("leave_one_out_by_station_m")
-    old = (baseline.get("illapel") or {}).get("leave_one_out_by_station_m")
-    if not new or not old:
+    paired = paired_station_errors(candidate, baseline)
+    if paired is None:
         return None
-    common = sorted(set(new) & set(old))
+    common, new, old = paired
     change = {k: new[k] - old[k] for k in common}
     worse = [f"{k} +{1e3 * d:.0f}" for k, d in sorted(change.items(), key=lambda kv: -kv[1]) if d > threshold_m]
     better = [f"{k} {1e3 * d:.0f}" for k, d in sorted(change.items(), key=lambda kv: kv[1]) if d < -threshold_m]
@@ -107,11 +114,10 @@ def verdict(candidate: dict, baseline: dict, loo_limit_m: float) -> list:
                       ill["los_residual_m"] <= ill["noise_m"] + LOS_MARGIN_M))
         lines.append((f"Illapel leave-one-out {1e3 * ill['leave_one_out_m']:.1f} mm <= {1e3 * loo_limit_m:.1f} mm",
                       ill["leave_one_out_m"] <= loo_limit_m))
-        new = ill.get("leave_one_out_by_station_m")
-        old = (baseline.get("illapel") or {}).get("leave_one_out_by_station_m")
-        common = sorted(set(new or {}) & set(old or {}))
-        if common:
+        paired = paired_station_errors(candidate, baseline)
+        if paired is not None:
             # the median of eleven is a knife edge (station_changes): the mean of the same stations beside it
+            common, new, old = paired
             mean_new, mean_old = (float(np.mean([d[k] for k in common])) for d in (new, old))
             lines.append((f"Illapel leave-one-out mean of {len(common)} stations {1e3 * mean_new:.1f} mm <= "
                           f"{1e3 * mean_old:.1f} mm", mean_new <= mean_old))
