@@ -195,6 +195,7 @@ SCENE_LIMITS = {
     "dyke_dip_deg": Interval(0.0, 90.0, "deg"),
     "sigmoid_slow_slip_fraction": Number(0.0, 1.0),
     "partial_overlap_probability": Number(0.0, 1.0),
+    "unwrapping_pixel_m": Interval(0.0, 10e3, "m"),
     "random_station_subset": FLAG,
     "pixel_m_range": Interval(0.0, 100e3, "m"),
     "size_px_range": Interval(0, 8192, "px"),
@@ -369,6 +370,14 @@ class SceneConfig(DictConfig):
     #: probability per track that its frame covers only part of the scene (20-80 % of it):
     #: ascending and descending frames are cut at different places (Sentinel-1 frames)
     partial_overlap_probability: float = 0.0
+    #: phase unwrapping fails where fringes alias: each track draws, log-uniformly in this
+    #: range, the pixel [m] its interferograms were unwrapped at, and masks the pixels where
+    #: its largest LOS displacement changes by lambda / 4 or more over one such pixel (Itoh
+    #: 1982; :func:`.synthetic.unwrappable`). So the data gaps of real coseismic
+    #: interferograms lie in the near field, where the displacement is largest, not at random
+    #: ((0, 0): off). LiCSAR unwraps Sentinel-1 at ~100 m (Lazecky et al. 2020, Remote Sens.
+    #: 12, 2430)
+    unwrapping_pixel_m: tuple = (0.0, 0.0)
     #: keep a random subset of stations when a network exceeds max_stations (False: the first
     #: ones in grid order, which leaves the east of a dense network without stations)
     random_station_subset: bool = False
@@ -397,6 +406,10 @@ class SceneConfig(DictConfig):
         if high > 0 and not (0 < low <= self.pixel_m <= high):
             raise ValueError(f"Unusable scene configuration: pixel_m_range = {self.pixel_m_range!r} must hold "
                              f"pixel_m = {self.pixel_m:g} (low > 0), or be (0, 0).")
+        low, high = self.unwrapping_pixel_m
+        if high > 0 and not 0 < low <= high:
+            raise ValueError(f"Unusable scene configuration: unwrapping_pixel_m = {self.unwrapping_pixel_m!r} must be "
+                             f"0 < low <= high [m], or (0, 0).")
         low, high = self.size_px_range
         if high > 0 and not (16 <= low <= self.size_px <= high and low % 16 == 0 and high % 16 == 0):
             raise ValueError(f"Unusable scene configuration: size_px_range = {self.size_px_range!r} must be "

@@ -11,7 +11,8 @@ so that a seed gives the same scenes, draw for draw, as without them; :data:`REA
 them on): heterogeneous slip on sub-faults (von Karman random fields, Mai & Beroza 2002,
 tapered to the edges), several faults, other mechanisms (dips 5-90 deg, all rakes),
 sigmoid slow-slip time functions beside ramps and steps, tracks that cover only part of the
-scene, and station networks from dense to sparse.
+scene, near-field gaps where the fringes are too dense to unwrap (:func:`unwrappable`), and
+station networks from dense to sparse.
 
 A scene's frame: ``H x W`` pixels of ``pixel_m``; local coordinates in metres with the
 origin at the scene's upper-left corner, x east, y north (so pixel centres have negative y).
@@ -28,6 +29,7 @@ import torch
 
 from . import noise
 from .configs import SceneConfig  # noqa: F401 (defined with the other configurations)
+from .conventions import WAVELENGTH_M
 from .geometry import los_unit_vector
 from .okada import Fault, surface_displacement
 
@@ -76,6 +78,24 @@ def _uniform(gen, low, high, size=(), device="cpu"):
 
 def _scalar(gen, low, high, device):
     return float(_uniform(gen, low, high, (), device))
+
+
+def unwrappable(los_m: torch.Tensor, pixel_m: float, unwrapping_pixel_m) -> torch.Tensor:
+    """True where a LOS displacement field [m] can be unwrapped, (..., H, W) bool.
+
+    Unwrapping recovers the phase only where it changes by less than pi between neighbouring
+    pixels (Itoh 1982, "Analysis of the phase unwrapping algorithm", Appl. Opt. 21, 2470),
+    i.e. where the LOS displacement changes by less than ``WAVELENGTH_M / 4`` over one pixel of
+    the grid it is unwrapped on. ``los_m`` on a grid of ``pixel_m`` [m]; its gradient by
+    central differences (one-sided at the edges) times ``unwrapping_pixel_m`` [m] (a float
+    or a tensor broadcastable to the leading dimensions) is that change along the steepest
+    direction. Processors mask such aliased, incoherent areas, which are the near field of
+    large earthquakes.
+    """
+    gy, gx = torch.gradient(los_m, spacing=float(pixel_m), dim=(-2, -1))
+    step_m = torch.as_tensor(unwrapping_pixel_m, dtype=los_m.dtype, device=los_m.device)
+    step_m = step_m.reshape(step_m.shape + (1, 1)) if step_m.dim() else step_m
+    return torch.hypot(gx, gy) * step_m < WAVELENGTH_M / 4.0
 
 
 def slip_history(days, onset_day, duration_days, shape="ramp"):
@@ -439,6 +459,11 @@ class SceneSampler:
                 series = hist[:, None, None] * signal + delay - delay[:1]
                 series = series + _uniform(gen, -cfg.epoch_offset_m, cfg.epoch_offset_m, (k, 1, 1), dev).float()
                 valid = valid_common & masks[b, t]
+                if cfg.unwrapping_pixel_m[1] > 0:
+                    low, high = (math.log(v) for v in cfg.unwrapping_pixel_m)
+                    # the largest displacement of the series sets the densest fringes
+                    valid = valid & unwrappable(signal * hist.abs().max(), cfg.pixel_m,
+                                                math.exp(_scalar(gen, low, high, dev)))
                 if cfg.partial_overlap_probability > 0 and _scalar(gen, 0, 1, dev) < cfg.partial_overlap_probability:
                     valid = valid & self._frame_part(n)
                 if t == drop_track:
