@@ -80,6 +80,10 @@ def _scalar(gen, low, high, device):
     return float(_uniform(gen, low, high, (), device))
 
 
+#: Offset of the seed of :attr:`SceneSampler.unwrapping_generator` from the scenes' seed.
+UNWRAPPING_SEED_OFFSET = 7_919
+
+
 def unwrappable(los_m: torch.Tensor, pixel_m: float, unwrapping_pixel_m) -> torch.Tensor:
     """True where a LOS displacement field [m] can be unwrapped, (..., H, W) bool.
 
@@ -296,6 +300,10 @@ class SceneSampler:
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
+        # the unwrapping pixels come from a stream of their own, so that a recipe with and
+        # without near-field gaps draws the same scenes (paired comparisons)
+        self.unwrapping_generator = torch.Generator(device=self.device)
+        self.unwrapping_generator.manual_seed(int(seed) + UNWRAPPING_SEED_OFFSET)
         n = max(config.size_px, config.size_px_range[1])           # the largest tile drawn
         if config.multi_scale and (dem_m is not None or stations_xy_m is not None):
             raise ValueError("A DEM or a station network of one pixel size cannot make multi-scale scenes "
@@ -461,9 +469,9 @@ class SceneSampler:
                 valid = valid_common & masks[b, t]
                 if cfg.unwrapping_pixel_m[1] > 0:
                     low, high = (math.log(v) for v in cfg.unwrapping_pixel_m)
+                    step_m = math.exp(_scalar(self.unwrapping_generator, low, high, dev))
                     # the largest displacement of the series sets the densest fringes
-                    valid = valid & unwrappable(signal * hist.abs().max(), cfg.pixel_m,
-                                                math.exp(_scalar(gen, low, high, dev)))
+                    valid = valid & unwrappable(signal * hist.abs().max(), cfg.pixel_m, step_m)
                 if cfg.partial_overlap_probability > 0 and _scalar(gen, 0, 1, dev) < cfg.partial_overlap_probability:
                     valid = valid & self._frame_part(n)
                 if t == drop_track:
