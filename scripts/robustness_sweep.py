@@ -38,8 +38,6 @@ CASES = {
                                   "gnss_rw_v_m_per_sqrt_day": [0.0, 0.0045]},
                       "training: white 1-5 / 3-12 mm, random walk up to 0.5 / 1.5 mm/sqrt(day)"),
     "decorrelation 50-80 %": ("classic", {"decorrelated_fraction": [0.5, 0.8]}, "training: up to 50 %"),
-    "near-field gaps (unwrapped at 50-200 m)": ("classic", {"unwrapping_pixel_m": [50.0, 200.0]},
-                                                "training: gaps at random places only, not where the fringes alias"),
 }
 PEERS = ("joint", "interpolation")
 
