@@ -159,7 +159,7 @@ def exceedance_warnings(output_m, station_net_m, los_tracks_m: Sequence[np.ndarr
 
 def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
                    edge_px: int = GAP_EDGE_PX) -> List[Note]:
-    """A warning per track whose largest |LOS change| lies at the edge of its coverage.
+    """A note (``info``) per track whose largest |LOS change| lies at the edge of its coverage.
 
     ``los_tracks_m``: each track's LOS change over the window [m] (NaN where not observed);
     ``noise_m``: each track's noise estimate [m] (NaN: unknown). A track counts when its
@@ -171,6 +171,11 @@ def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
     stations, and the network's sigma is too narrow: on the benchmark's classic and realism
     scenes (seed 777), 48 % and 56 % of the up values at near-fault pixels without a track lie
     within two sigma, not 95 % (README, the bundled model's "dead zone's bias").
+
+    It is a note, not a warning, because peaks sit at gaps often: on 96 scenes per recipe
+    (seeds 500-505) it names 58 of 76 classic, 53 of 64 realism and 68 of 78 multiscale tracks
+    whose true LOS exceeds 5 cm, while the true peak lies 20 % or more above everything the
+    track observed for 5, 12 and 15 of them, of which it names 4, 11 and 14.
     """
     notes = []
     for k, (los, noise) in enumerate(zip(los_tracks_m, noise_m)):
@@ -189,7 +194,7 @@ def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
             continue
         name = ("ascending", "descending")[k] if len(los_tracks_m) == 2 else f"track {k}"
         where = "the scene's border" if window.all() else "a gap in its coverage"
-        notes.append(Note("warning", (
+        notes.append(Note("info", (
             f"{name} track: its largest LOS change ({1e3 * peak:.0f} mm) lies at {where} "
             f"(row {row}, column {col} of the working grid): the displacement may be largest where no "
             f"track saw it (sea, incoherence, fringes too dense to unwrap, or beyond the scene). There "

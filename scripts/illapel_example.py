@@ -149,6 +149,7 @@ def run_example(folder, loo: bool = False, device: str = "cpu", model_path: str 
         "largest_output_m": quality["largest_output_m"],
         "largest_network_m": quality["largest_network_m"],
         "warnings": [n["text"] for n in quality["notes"] if n["level"] == "warning"],
+        "information": [n["text"] for n in quality["notes"] if n["level"] == "info"],
         "station_agreement": next((n["text"] for n in quality["notes"] if n["text"].startswith("GNSS:")), ""),
         "notes": notes,
     }
