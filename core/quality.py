@@ -157,11 +157,12 @@ def exceedance_warnings(output_m, station_net_m, los_tracks_m: Sequence[np.ndarr
     return notes
 
 
-def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
+def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], track_names: Sequence[str], noise_m: Sequence[float],
                    edge_px: int = GAP_EDGE_PX) -> List[Note]:
     """A note (``info``) per track whose largest |LOS change| lies at the edge of its coverage.
 
     ``los_tracks_m``: each track's LOS change over the window [m] (NaN where not observed);
+    ``track_names``: their names as the joint step gives them (``quality["tracks"]``);
     ``noise_m``: each track's noise estimate [m] (NaN: unknown). A track counts when its
     peak exceeds ``3 noise + 20 mm`` (the LOS residual warning's bound) and lies within
     ``edge_px`` pixels of a pixel without data or of the scene's border. Real coseismic
@@ -178,7 +179,7 @@ def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
     track observed for 5, 12 and 15 of them, of which it names 4, 11 and 14.
     """
     notes = []
-    for k, (los, noise) in enumerate(zip(los_tracks_m, noise_m)):
+    for los, name, noise in zip(los_tracks_m, track_names, noise_m):
         los = np.asarray(los, dtype=np.float64)
         observed = np.isfinite(los)
         if not observed.any():
@@ -192,7 +193,6 @@ def gap_peak_notes(los_tracks_m: Sequence[np.ndarray], noise_m: Sequence[float],
         at_border = min(row, col, los.shape[0] - 1 - row, los.shape[1] - 1 - col) < edge_px
         if window.all() and not at_border:
             continue
-        name = ("ascending", "descending")[k] if len(los_tracks_m) == 2 else f"track {k}"
         where = "the scene's border" if window.all() else "a gap in its coverage"
         notes.append(Note("info", (
             f"{name} track: its largest LOS change ({1e3 * peak:.0f} mm) lies at {where} "
@@ -276,9 +276,9 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
                   for e in insar_epochs_m]
     notes = range_warnings(scene, grid_shape, pixel_m, station_xy_m, net, los_change)
     notes += exceedance_warnings(result.estimate_m, net, los_change)
-    noise = {t["track"]: t.get("noise_m", math.nan) for t in q["tracks"]}
-    notes += gap_peak_notes(los_change, [noise.get(name, math.nan) for name in ("ascending", "descending")]
-                            if len(los_change) == 2 else [math.nan] * len(los_change))
+    # the joint step lists every track given, used or not, in the order of insar_epochs_m
+    notes += gap_peak_notes(los_change, [t["track"] for t in q["tracks"]],
+                            [t.get("noise_m", math.nan) for t in q["tracks"]])
     notes += station_agreement_notes(q["stations"])
     for track in q["tracks"]:
         if track.get("used"):

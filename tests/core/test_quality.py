@@ -123,18 +123,19 @@ def test_a_track_too_few_stations_could_deramp_is_named_with_the_ramp_it_may_kee
 def test_a_track_that_peaks_at_the_edge_of_its_coverage_is_reported():
     from insar_gnss_3d.core.quality import gap_peak_notes
 
+    asc = ("ascending",)
     y, x = np.mgrid[0:40, 0:40]
     bump = 0.5 * np.exp(-((x - 20.0) ** 2 + (y - 18.0) ** 2) / 50.0)        # 0.5 m LOS at (18, 20)
-    assert gap_peak_notes([bump], [0.005]) == []                             # peak observed, inside
+    assert gap_peak_notes([bump], asc, [0.005]) == []                             # peak observed, inside
     holed = bump.copy()
     holed[15:19, 18:23] = np.nan                                             # the near field lost
-    notes = gap_peak_notes([holed, bump], [0.005, 0.005])
+    notes = gap_peak_notes([holed, bump], ("ascending", "descending"), [0.005, 0.005])
     assert len(notes) == 1 and notes[0].level == "info"
     assert notes[0].text.startswith("ascending track:") and "a gap in its coverage" in notes[0].text
     far = bump.copy()
     far[30:35, 2:8] = np.nan                                                 # a gap away from the peak
-    assert gap_peak_notes([far], [0.005]) == []
-    assert gap_peak_notes([holed], [0.2]) == []                             # a peak within 3 noise + 20 mm
+    assert gap_peak_notes([far], asc, [0.005]) == []
+    assert gap_peak_notes([holed], asc, [0.2]) == []                             # a peak within 3 noise + 20 mm
     edge = 0.5 * np.exp(-((x - 39.0) ** 2 + (y - 18.0) ** 2) / 50.0)        # peaks on the scene's border
-    assert "the scene's border" in gap_peak_notes([edge], [float("nan")])[0].text
-    assert gap_peak_notes([np.full((5, 5), np.nan)], [0.005]) == []
+    assert "the scene's border" in gap_peak_notes([edge], asc, [float("nan")])[0].text
+    assert gap_peak_notes([np.full((5, 5), np.nan)], asc, [0.005]) == []
