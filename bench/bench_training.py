@@ -14,6 +14,8 @@ alone. Figures, all for the default configuration (``SceneConfig()``: 64 x 64 pi
   (everything between the seed and the network's inputs), best of ``repeats``; the two are
   timed alternately;
 * their ratio generation / training: on-the-fly data must not be the bottleneck (goal >= 5);
+* the same with mirror twins (``--mirror-twins``, :func:`.features.with_mirror_twins`): half a
+  batch drawn and mirrored, i.e. training scenes per second of generation;
 * inference: seconds for one model-sized tile (64 x 64, the training scene) and for one
   128 x 128 tile (``predict_scene``'s default tile), best of ``repeats``;
 * the parameter count and the size of the model file.
@@ -77,6 +79,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     from insar_gnss_3d.core.model import parameter_count
     from insar_gnss_3d.core.modelfile import save_model
     from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
+    from insar_gnss_3d.core.features import with_mirror_twins
     from insar_gnss_3d.core.train import TrainConfig, Trainer, batch_to_inputs
 
     scene = SceneConfig()
@@ -91,6 +94,11 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
         with torch.no_grad():
             return batch_to_inputs(sampler.sample(batch_size), scene)
 
+    def generate_twins():                           # Trainer.next_batch with mirror_twins
+        with torch.no_grad():
+            return with_mirror_twins(*batch_to_inputs(sampler.sample(batch_size // 2), scene))
+
+    generate_twins()
     inputs, target = generate()                     # warm-up (FFT plans, allocations)
     mixed, precision = trainer.use_amp, trainer.precision     # --cpu-bf16 (or AMP on CUDA) here
     step = lambda: trainer.train_step(inputs, target)  # noqa: E731
@@ -116,14 +124,16 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     float32_step()
     conv2d_ssim_step()
     # alternate, so that all see the same machine state (other work on a shared machine)
-    gen_s = train_s = float32_s = conv2d_s = float("inf")
+    gen_s = twins_s = train_s = float32_s = conv2d_s = float("inf")
     for _ in range(max(steps, repeats)):
         gen_s = min(gen_s, _best(generate, 1))
+        twins_s = min(twins_s, _best(generate_twins, 1))
         train_s = min(train_s, _best(step, 1))
         float32_s = min(float32_s, _best(float32_step, 1))
         conv2d_s = min(conv2d_s, _best(conv2d_ssim_step, 1))
     train_rate = batch_size / train_s
     gen_rate = batch_size / gen_s
+    twins_rate = batch_size / twins_s
 
     model = trainer.model.eval()
     batch = sampler.sample(1)
@@ -157,6 +167,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
               "float32_train_scenes_per_s": batch_size / float32_s,
               "conv2d_ssim_train_scenes_per_s": batch_size / conv2d_s, "generate_scenes_per_s": gen_rate,
               "generation_over_training": gen_rate / train_rate,
+              "mirror_twins_scenes_per_s": twins_rate, "mirror_twins_over_training": twins_rate / train_rate,
               "infer_64px_s": infer_64, "infer_128px_s": infer_128,
               "parameters": parameter_count(model), "model_file_bytes": file_bytes}
     print(f"Training, default recipe ({scene.size_px} px scenes, width {model.config.width}, batch "
@@ -172,6 +183,8 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
           f"{precision} x{conv2d_s / train_s:.2f}")
     print(f"  generation {gen_rate:7.2f} scenes/s  ({gen_s:.2f} s per batch, best of {max(steps, repeats)})")
     print(f"  generation / training = {result['generation_over_training']:.1f}x (goal >= 5x)")
+    print(f"  twins      {twins_rate:7.2f} scenes/s  ({batch_size // 2} drawn + their mirror images, "
+          f"--mirror-twins): {result['mirror_twins_over_training']:.1f}x training")
     print(f"  inference  {1e3 * infer_64:.0f} ms per {scene.size_px} x {scene.size_px} tile, "
           f"{1e3 * infer_128:.0f} ms per 128 x 128 tile")
     print(f"  model      {result['parameters']:,} parameters, file {file_bytes / 1e6:.2f} MB")

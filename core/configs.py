@@ -248,6 +248,7 @@ TRAIN_LIMITS = {
     "model_dir": TEXT,
     "nll_weight": Number(0.0, 1000.0),
     "train_only": TEXT,
+    "mirror_twins": FLAG,
     "model": OPTIONS,
     "scene": OPTIONS,
 }
@@ -534,10 +535,17 @@ class TrainConfig:
     #: ``""`` trains every parameter; ``"std_head"`` only the std head (the mean network
     #: stays bit for bit as it was: a std head added to a trained model)
     train_only: str = ""
+    #: each step draws ``batch_size / 2`` scenes and adds their east-west mirror images
+    #: (:func:`.features.with_mirror_twins`, exact solutions too): half the generation per
+    #: trained scene, which on a 2-core CPU was a third of the step (README, Performance)
+    mirror_twins: bool = False
     model: dict = field(default_factory=dict)
     scene: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check_fields(self, TRAIN_LIMITS)
+        if self.mirror_twins and self.batch_size % 2:
+            raise ValueError(f"mirror_twins needs an even batch_size (half drawn, half mirrored), "
+                             f"got {self.batch_size}.")
         if self.train_only not in TRAIN_ONLY:
             raise ValueError(f"train_only must be one of {TRAIN_ONLY}, got {self.train_only!r}.")

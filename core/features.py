@@ -215,6 +215,21 @@ def mirror_east_west(inputs: NetworkInputs) -> NetworkInputs:
                          None if inputs.prior is None else mirror_field(inputs.prior), inputs.pixel_m)
 
 
+def with_mirror_twins(inputs: NetworkInputs, target: torch.Tensor):
+    """``(inputs, target)`` of a batch followed by its mirror images: twice the scenes.
+
+    Each scene's twin is :func:`mirror_east_west` of its inputs with :func:`mirror_field` of
+    its truth ``target`` (B, 3, H, W): an exact solution of the same elastic half-space
+    (the fault mirrored, the tracks swapped), so a generated scene trains the network twice,
+    once as the other track geometry would see its mirror image.
+    """
+    twin = mirror_east_west(inputs)
+    joined = NetworkInputs(**{f.name: None if getattr(inputs, f.name) is None
+                              else torch.cat([getattr(inputs, f.name), getattr(twin, f.name)])
+                              for f in fields(inputs)})
+    return joined, torch.cat([target, mirror_field(target)])
+
+
 def mirror_field(enu):
     """East/north/up fields (B, 3, H, W) mirrored across the north-south axis.
 

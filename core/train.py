@@ -41,7 +41,7 @@ import torch.distributed as dist
 
 from . import okada
 from .configs import TrainConfig  # noqa: F401 (importers find it here too)
-from .features import network_inputs, resample_epochs
+from .features import network_inputs, resample_epochs, with_mirror_twins
 from .metrics import ssim, ssim_torch, within_sigma
 from .configs import ModelConfig, SceneConfig
 from .model import (IDENTITY_STD_EXPONENTS, OPTIONAL_PARTS, STD_PARTS, DualBranchNet, adapted_model, gaussian_nll,
@@ -392,6 +392,17 @@ class Trainer:
         return f"{str(self.amp_dtype).replace('torch.', '')} autocast" if self.use_amp else "float32"
 
     # -- steps -------------------------------------------------------------------------------
+    def next_batch(self):
+        """``(inputs, scaled truth)`` of the next ``batch_size`` training scenes of this rank.
+
+        Freshly drawn; with ``mirror_twins`` half of them, each followed by its mirror image.
+        """
+        cfg = self.cfg
+        with torch.no_grad():
+            if not cfg.mirror_twins:
+                return batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
+            return with_mirror_twins(*batch_to_inputs(self.sampler.sample(cfg.batch_size // 2), self.scene))
+
     def train_step(self, inputs, target):
         """One optimiser step; returns the loss it minimised.
 
@@ -479,7 +490,7 @@ class Trainer:
                     self.save_checkpoint()
                     raise TrainingCancelled(f"Training cancelled in epoch {self.epoch + 1}; "
                                             f"checkpoint kept in {cfg.checkpoint_dir or '(none)'}.")
-                inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
+                inputs, target = self.next_batch()
                 step_loss = self.train_step(inputs, target)
                 losses.append(self.last_step_terms)
                 self.step += 1
@@ -577,7 +588,7 @@ class Trainer:
             self.time_fraction, stop = self._shared_clock(start, budget_s)
             if stop:
                 break
-            inputs, target = batch_to_inputs(self.sampler.sample(cfg.batch_size), self.scene)
+            inputs, target = self.next_batch()
             step_loss = self.train_step(inputs, target)
             losses.append(self.last_step_terms)
             self.step += 1
@@ -714,6 +725,9 @@ def build_parser():
     p.add_argument("--train-only", default=d.train_only, choices=("", "std_head"),
                    help="'std_head': train only the std head, the mean network stays as it is (add one "
                         "to a trained model with --init-model M --model '{\"std_head\": true}')")
+    p.add_argument("--mirror-twins", action="store_true",
+                   help="draw half of each batch and add the east-west mirror images of those scenes (exact "
+                        "solutions too): half the scene generation per trained scene; --batch-size must be even")
     p.add_argument("--recipe", default="model", choices=sorted(SCENE_RECIPES),
                    help="scene recipe under the --scene overrides: the model's own; 'realism' "
                         "(synthetic.REALISM: heterogeneous slip, several faults, all mechanisms, sigmoid "
@@ -754,7 +768,8 @@ def main(argv=None):
                       resume=not args.no_resume, model=json.loads(args.model),
                       scene={**SCENE_RECIPES[args.recipe], **json.loads(args.scene)},
                       minutes=args.minutes, validate_every_minutes=args.validate_every_minutes,
-                      model_dir=args.model_dir, nll_weight=args.nll_weight, train_only=args.train_only)
+                      model_dir=args.model_dir, nll_weight=args.nll_weight, train_only=args.train_only,
+                      mirror_twins=args.mirror_twins)
     if not args.output and not args.model_dir:
         raise SystemExit("Give --output (a model file) or --model-dir (a campaign folder).")
     if args.model_dir and args.minutes <= 0:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from insar_gnss_3d.core.features import mirror_east_west, mirror_field, network_inputs, resample_epochs
+from insar_gnss_3d.core.features import (mirror_east_west, mirror_field, network_inputs, resample_epochs,
+                                          with_mirror_twins)
 from insar_gnss_3d.core.geometry import los_unit_vector
 from insar_gnss_3d.core.infer import predict_views
 from insar_gnss_3d.core.metrics import ssim_torch
@@ -96,3 +97,17 @@ def test_the_mirrored_view_is_as_good_as_the_scene_and_the_two_view_mean_is_equi
     assert float(std.mean()) >= 0.9 * float(one.detach().mean())
     with pytest.raises(ValueError, match="views"):
         predict_views(model, inputs, views=3)
+
+
+def test_mirror_twins_follow_their_scenes_and_are_the_mirrored_scenes():
+    scene = SceneConfig.from_dict({"size_px": 32, "model_epochs": 4, "max_stations": 12})
+    inputs, target = batch_to_inputs(SceneSampler(scene, seed=5).sample(3), scene)
+    doubled, doubled_target = with_mirror_twins(inputs, target)
+    twin = mirror_east_west(inputs)
+    assert doubled.insar.shape[0] == doubled_target.shape[0] == 6
+    assert torch.equal(doubled.insar[:3], inputs.insar) and torch.equal(doubled.insar[3:], twin.insar)
+    assert torch.equal(doubled.gnss_xy[3:], twin.gnss_xy) and torch.equal(doubled.scale_m[3:], inputs.scale_m)
+    assert torch.equal(doubled_target[:3], target)
+    # the twin's truth: east negated, columns reversed (an Okada solution, test above)
+    assert torch.equal(doubled_target[3:, 0], -target[:, 0].flip(-1))
+    assert torch.equal(doubled_target[3:, 1:], target[:, 1:].flip(-1))

@@ -99,6 +99,20 @@ def test_checkpoint_resume_gives_the_same_state(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_mirror_twins_draw_half_the_batch_and_train_on_it_and_its_mirror_image(tmp_path):
+    plain = Trainer(tiny_config(tmp_path / "plain"))
+    twins = Trainer(tiny_config(tmp_path / "twins", mirror_twins=True))
+    inputs, target = twins.next_batch()
+    assert inputs.insar.shape[0] == target.shape[0] == 4
+    # two drawn scenes, then their mirror images (two fresh scenes would differ from the first)
+    assert torch.equal(target[2:, 0], -target[:2, 0].flip(-1)) and torch.equal(target[2:, 2], target[:2, 2].flip(-1))
+    assert plain.next_batch()[0].insar.shape[0] == 4
+    twins.fit()
+    assert twins.scenes_seen == plain.cfg.samples * plain.cfg.epochs
+    with pytest.raises(ValueError, match="even batch_size"):
+        tiny_config(tmp_path, batch_size=3, mirror_twins=True)
+
+
 def test_cancel_keeps_a_checkpoint_and_writes_no_model(tmp_path):
     calls = []
     trainer = Trainer(tiny_config(tmp_path), is_canceled=lambda: len(calls) > 2,
