@@ -85,7 +85,8 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         "\"model\": {ModelConfig fields}, and TrainConfig fields such as \"ssim_weight\", "
         "\"weight_decay\", \"threads\", \"amp\"; \"cpu_bf16\": true trains in bfloat16 on a CPU that "
         "computes it in hardware (AVX512-BF16, AMX), ~1.5x faster steps to the same validation loss, "
-        "float32 elsewhere}).")
+        "float32 elsewhere; \"mirror_twins\": true draws half of each batch and adds the scenes' "
+        "east-west mirror images, half the scene generation per step, BATCH_SIZE even}).")
 
     SAMPLES, EPOCHS, BATCH_SIZE, LEARNING_RATE = "SAMPLES", "EPOCHS", "BATCH_SIZE", "LEARNING_RATE"
     DEVICE, SEED, DEM, STATIONS, INIT_MODEL = "DEVICE", "SEED", "DEM", "STATIONS", "INIT_MODEL"
@@ -95,8 +96,8 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
     DEVICES = DEVICES
     TRACKS_REPORT = True
     #: TrainConfig fields OPTIONS may set (the others have their own parameter or are internal).
-    OPTION_FIELDS = ("weight_decay", "warmup_fraction", "ssim_weight", "amp", "cpu_bf16", "threads", "model",
-                     "scene")
+    OPTION_FIELDS = ("weight_decay", "warmup_fraction", "ssim_weight", "amp", "cpu_bf16", "threads",
+                     "mirror_twins", "model", "scene")
     VAL_MSSIM = {c: f"VAL_MSSIM_{c.upper()}" for c in COMPONENTS}
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -281,15 +282,18 @@ class TrainModelAlgorithm(InsarGnssAlgorithm):
         if stations is not None and len(stations) > scene.max_stations:
             scene_opts["max_stations"] = int(len(stations))
 
-        cfg = TrainConfig(
-            samples=self.parameterAsInt(parameters, self.SAMPLES, context),
-            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
-            validation_samples=self.parameterAsInt(parameters, self.VALIDATION_SAMPLES, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context), device=device,
-            checkpoint_dir=out + ".checkpoints", init_model=init, model=model_opts, scene=scene_opts,
-            **options)
+        try:
+            cfg = TrainConfig(
+                samples=self.parameterAsInt(parameters, self.SAMPLES, context),
+                epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+                batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+                learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+                validation_samples=self.parameterAsInt(parameters, self.VALIDATION_SAMPLES, context),
+                seed=self.parameterAsInt(parameters, self.SEED, context), device=device,
+                checkpoint_dir=out + ".checkpoints", init_model=init, model=model_opts, scene=scene_opts,
+                **options)
+        except (ValueError, TypeError) as exc:   # an OPTIONS value out of range (check_fields)
+            raise QgsProcessingException(f"Training options: {exc}") from None
         cfg = dataclasses.replace(cfg, resume=self._can_resume(cfg, feedback, torch))
 
         def progress(fraction, message):

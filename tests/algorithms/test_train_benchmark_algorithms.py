@@ -94,16 +94,17 @@ def test_trainmodel_writes_a_model_and_a_report(run_alg, tmp_path):
     assert any("Training on the CPU" in m for m in feedback.messages)
 
 
-def test_trainmodel_cpu_bf16_option_trains_in_bfloat16_where_the_cpu_has_it(run_alg, tmp_path):
+def test_trainmodel_cpu_bf16_and_mirror_twins_options(run_alg, tmp_path):
     from insar_gnss_3d.core.runtime import cpu_native_bf16
 
     feedback = _feedback()
-    options = json.dumps({**json.loads(TINY["OPTIONS"]), "cpu_bf16": True})
+    options = json.dumps({**json.loads(TINY["OPTIONS"]), "cpu_bf16": True, "mirror_twins": True})
     run_alg("trainmodel", {**TINY, "EPOCHS": 1, "OPTIONS": options, "OUTPUT": str(tmp_path / "m.pt"),
                            "REPORT": None}, feedback=feedback)
     precision = "bfloat16 autocast" if cpu_native_bf16() else "float32"
     assert any(f"{precision} training steps" in m for m in feedback.messages)
-    assert _check_model_file(tmp_path / "m.pt")["history"]["epoch"] == [1]
+    meta = _check_model_file(tmp_path / "m.pt")
+    assert meta["history"]["epoch"] == [1] and meta["training"]["mirror_twins"] is True
     state = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
 
@@ -167,7 +168,8 @@ def test_trainmodel_cuda_without_gpu_is_a_clear_error(run_alg, tmp_path):
 
 @pytest.mark.parametrize("options, message", [('{"scene": {"pixel_m": -1}}', "Unusable scene"),
                                               ('{"lr": 1}', "Unknown OPTIONS"),
-                                              ("{not json", "not valid JSON")])
+                                              ("{not json", "not valid JSON"),
+                                              ('{"mirror_twins": true, "threads": -1}', "threads = -1")])
 def test_trainmodel_refuses_bad_options(run_alg, tmp_path, options, message):
     from qgis.core import QgsProcessingException
     with pytest.raises(QgsProcessingException, match=message):
