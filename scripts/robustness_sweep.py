@@ -9,6 +9,9 @@ check for "judged on generators nobody has seen": where a peer wins, the README 
 
     PYTHONPATH=build/plugins .venv/bin/python scripts/robustness_sweep.py --scenes 30 --seed 0
 
+``--ceiling`` runs other cases: the ``classic`` and ``realism`` recipes without noise, with
+full coverage and with both (:data:`CEILING_CASES`), to show where the mSSIM is lost.
+
 Prints a Markdown table; ``--json FILE`` also writes the figures.
 """
 
@@ -41,12 +44,33 @@ CASES = {
 }
 PEERS = ("joint", "interpolation")
 
+#: Every noise term of the generator set to zero: InSAR atmosphere (turbulent, stratified),
+#: orbital ramps, per-epoch offsets, GNSS white, random-walk and common-mode noise.
+NOISE_OFF = {"turbulence_sigma_m": [0.0, 0.0], "stratified_m_per_m": 0.0, "ramp_m_per_m": 0.0,
+             "epoch_offset_m": 0.0, "gnss_white_h_m": [0.0, 0.0], "gnss_white_v_m": [0.0, 0.0],
+             "gnss_rw_h_m_per_sqrt_day": [0.0, 0.0], "gnss_rw_v_m_per_sqrt_day": [0.0, 0.0],
+             "gnss_common_mode_m": [0.0, 0.0]}
+#: Both tracks on every pixel and every acquisition, every station every day: no
+#: decorrelation, sea, frame edges, track dropout or partial overlap, no missing data.
+FULL_COVERAGE = {"decorrelated_fraction": [0.0, 0.0], "sea_probability": 0.0, "frame_edge_probability": 0.0,
+                 "track_dropout_probability": 0.0, "partial_overlap_probability": 0.0,
+                 "drop_acquisition_fraction": 0.0, "gnss_gap_fraction": [0.0, 0.0]}
+#: ``--ceiling``: where the mSSIM is lost. Each recipe as drawn, without noise, with full
+#: coverage and with both (perfect data: only the stations' spacing and the physics remain).
+CEILING_CASES = {f"{recipe}: {label}": (recipe, overrides, why)
+                 for recipe in ("classic", "realism")
+                 for label, overrides, why in (
+                     ("as drawn", {}, "the benchmark's scenes"),
+                     ("no noise", NOISE_OFF, "noise: what the atmosphere and GNSS noise cost"),
+                     ("full coverage", FULL_COVERAGE, "coverage: what the gaps in the data cost"),
+                     ("perfect data", {**NOISE_OFF, **FULL_COVERAGE}, "what remains with perfect data"))}
 
-def case_overrides(name: str):
+
+def case_overrides(name: str, cases: dict = CASES):
     """(scene overrides, DEM path or None) of a case: its recipe's, then the case's own."""
     from insar_gnss_3d.core import benchmark
 
-    recipe, extra, _ = CASES[name]
+    recipe, extra, _ = cases[name]
     overrides, dem = benchmark.recipe_options(recipe)
     return {**overrides, **extra}, dem
 
@@ -70,12 +94,13 @@ def markdown(figures: dict) -> str:
         return "/".join("-" if v != v else fmt.format(v) for v in values)
 
     lines = ["| case (scenes > 10 mm) | CNN output | network alone | joint peer | GNSS interpolation "
-             "| CNN beats joint / interpolation, % of scenes (E/N/U) |", "|---|---|---|---|---|---|"]
+             "| LOS decomposition | CNN beats joint / interpolation, % of scenes (E/N/U) |",
+             "|---|---|---|---|---|---|---|"]
     for name, f in figures.items():
         m, w = f["median"], f["cnn_wins"]
         wins = " ; ".join(triple([100 * v for v in w[p]], "{:.0f}") for p in PEERS)
         lines.append(f"| {name} ({f['scenes']}) | {triple(m['cnn'])} | {triple(m['network'])} | {triple(m['joint'])} "
-                     f"| {triple(m['interpolation'])} | {wins} |")
+                     f"| {triple(m['interpolation'])} | {triple(m['decomposition'])} | {wins} |")
     return "\n".join(lines)
 
 
@@ -87,12 +112,19 @@ def main(argv=None):
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
     p.add_argument("--scenes", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)")
+    p.add_argument("--case", action="append", choices=sorted({**CASES, **CEILING_CASES}),
+                   help="run only this case (repeatable)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="the cases of where the mSSIM is lost (noise, coverage, perfect data) instead")
     p.add_argument("--json", default="", help="also write the figures to this file")
     args = p.parse_args(argv)
+    cases = CEILING_CASES if args.ceiling else CASES
+    unknown = [n for n in args.case or () if n not in cases]
+    if unknown:
+        p.error(f"--case {unknown[0]!r} is not a case of this mode; {'drop' if args.ceiling else 'add'} --ceiling.")
     figures = {}
-    for name in args.case or list(CASES):
-        overrides, dem = case_overrides(name)
+    for name in args.case or list(cases):
+        overrides, dem = case_overrides(name, cases)
         rows = benchmark.run_benchmark(args.model or None, args.scenes, args.seed, "cpu", None, None, overrides,
                                        dem_path=dem)
         figures[name] = case_figures(rows)

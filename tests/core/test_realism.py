@@ -176,3 +176,29 @@ def test_the_robustness_cases_are_valid_scene_configurations_outside_training():
         changed = {k for k in overrides if overrides[k] != classic.get(k, getattr(SceneConfig(), k))}
         assert bool(changed) == (name != "classic (reference)"), name
         assert config.pixel_m == 1000.0
+
+
+def test_the_ceiling_cases_give_perfect_data_where_they_say_so():
+    """``robustness_sweep --ceiling``'s perfect data: every track on every pixel and acquisition,
+    every station every day, and a step's LOS change that is exactly the truth seen along the LOS."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from robustness_sweep import CEILING_CASES, case_overrides
+
+    for name in CEILING_CASES:
+        SceneConfig.from_dict({**SceneConfig().to_dict(), **case_overrides(name, CEILING_CASES)[0]})
+    overrides, _ = case_overrides("realism: perfect data", CEILING_CASES)
+    config = SceneConfig.from_dict({**SceneConfig().to_dict(), **overrides, "slow_slip_fraction": 0.0,
+                                    "sigmoid_slow_slip_fraction": 0.0})
+    batch = SceneSampler(config, seed=4).sample(4)
+    acquired = torch.isfinite(batch.acq_days)
+    assert bool(torch.isfinite(batch.insar_m[acquired]).all())
+    assert bool(torch.isfinite(batch.gnss_m[batch.gnss_valid]).all())
+    count = acquired.sum(-1)
+    for b in range(4):
+        for k in range(2):
+            change = batch.insar_m[b, k, count[b, k] - 1] - batch.insar_m[b, k, 0]
+            along_los = (batch.los[b, k] * batch.truth_m[b]).sum(0)
+            assert float((change - along_los).abs().max()) <= 1e-6 * float(along_los.abs().max()) + 1e-9
