@@ -101,7 +101,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                      fractions: Sequence[float] = SIGMA_FRACTIONS,
                      network_std_m=None,
                      dead_zone: float = DEAD_ZONE,
-                     smoothing_px: float = CORRECTION_SMOOTHING_PX) -> JointResult:
+                     smoothing_px: float = CORRECTION_SMOOTHING_PX,
+                     acquisition_days=None) -> JointResult:
     """The network's field made consistent with its inputs (see the module docstring).
 
     Parameters
@@ -126,6 +127,10 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
         not finite).
     network_std_m : (3, H, W) array_like, optional
         The network's own standard deviation [m] per pixel (its std head).
+    acquisition_days : sequence of 2 (A_k,) array_like or None, optional
+        Per track, the days (GNSS day axis) of the acquisitions its epochs were interpolated
+        from; the series fit then sees the time function as the epochs do
+        (:func:`.joint.time_function_at_epochs`).
 
     Returns
     -------
@@ -144,7 +149,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     prior = np.nan_to_num(cnn)
     result = estimate_scene(series, [days, days], [np.asarray(los[0]), np.asarray(los[1])],
                             gnss_m, gnss_xy_m, pixel_m, event_day=event_day, prior=(prior, sigma),
-                            station_names=station_names, fallback_linear=True, dead_zone=dead_zone)
+                            station_names=station_names, fallback_linear=True, dead_zone=dead_zone,
+                            acquisition_days_list=acquisition_days)
     # one figure per component for the report: the median over the scene's pixels
     result.quality["network_sigma_m"] = [float(np.nanmedian(sigma[c])) for c in range(3)]
     result.quality["network_sigma_source"] = "std head" if network_std_m is not None else "fraction of P99"
@@ -195,6 +201,20 @@ def _smoothed_output(estimate_m, cnn_m, smoothing_px: float):
     return out
 
 
+def acquisition_days(prepared) -> list:
+    """Per track (asc, desc), the days of the acquisitions in a :class:`.prepare.PreparedScene`.
+
+    On the GNSS day axis (0 = ``window_start``); None for a missing track or one without dates.
+    """
+    out = []
+    for name in ("INSAR_ASC", "INSAR_DESC"):
+        used = prepared.tracks.get(name)
+        dates = None if used is None else used.dates
+        out.append(None if dates is None else
+                   (np.asarray(dates, dtype="datetime64[D]") - prepared.window_start).astype(np.float64))
+    return out
+
+
 def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None,
                           network_std_m=None):
     """The extraction's last step: (6, H, W) float32 output, quality dict, notes.
@@ -212,7 +232,7 @@ def consistent_extraction(prepared, network_m, scene, event_day: Optional[float]
     joint = consistent_field(network_m, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              event_day=event_day, station_names=prepared.stations,
-                             network_std_m=network_std_m)
+                             network_std_m=network_std_m, acquisition_days=acquisition_days(prepared))
     quality = extraction_quality(scene, network_m.shape[1:], prepared.grid.pixel_size, network_m, joint,
                                  prepared.insar_epochs_m, prepared.gnss_xy_m)
     quality["window_start"] = str(prepared.window_start)

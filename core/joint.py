@@ -469,11 +469,29 @@ def _fill_sigma(net_sigma, net):
     return out
 
 
+def time_function_at_epochs(days, f_days, epoch_days, acquisition_days=None) -> np.ndarray:
+    """The time function ``f_days`` (on ``days``) as a track's series sees it at ``epoch_days``.
+
+    Without ``acquisition_days``, ``f`` at the epochs. With them (the track's epochs were
+    interpolated linearly from acquisitions on those days, :func:`.features.resample_epochs`,
+    nearest acquisition outside), ``f`` at the acquisitions, interpolated onto the epochs the
+    same way: a step between two acquisitions 24 days apart is a ramp over those 24 days in
+    the data, and fitting it with a step left a misfit in proportion to the displacement,
+    which the series' noise estimate then took for noise (:func:`.track_reduction.track_noise_m`).
+    """
+    epoch_days = np.asarray(epoch_days, dtype=np.float64)
+    if acquisition_days is None:
+        return np.interp(epoch_days, days, f_days)
+    acquired = np.asarray(acquisition_days, dtype=np.float64)
+    acquired = acquired[np.isfinite(acquired)]
+    return np.interp(epoch_days, acquired, np.interp(acquired, days, f_days))
+
+
 def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: Sequence,
                    gnss_enu_m, gnss_xy_m, pixel_m: float, *, gnss_days=None, event_day=None,
                    net_m=None, prior=None, ramp=True, length_m=None, station_names=None,
                    fallback_linear=False, dead_zone: float = 0.0,
-                   scale_prior: bool = True, grid_shape=None) -> JointResult:
+                   scale_prior: bool = True, grid_shape=None, acquisition_days_list=None) -> JointResult:
     """The joint peer on one scene: time function, series fits, references, prior, solve.
 
     Parameters
@@ -528,6 +546,11 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     grid_shape : (H, W), optional
         The grid when every track is None (no InSAR at all: the estimate is the prior);
         default the prior's.
+    acquisition_days_list : sequence of (A_k,) array_like or None, optional
+        For a track whose epochs were interpolated linearly in time from acquisitions
+        (:func:`.features.resample_epochs`), the acquisitions' days: its time function is then
+        interpolated from them in the same way (:func:`time_function_at_epochs`), so that a
+        step between two acquisitions, which the data show as a ramp, is fitted as one.
 
     Returns
     -------
@@ -575,6 +598,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
     prior_m = np.asarray(prior_m, dtype=np.float64)
     prior_std = np.asarray(prior_std, dtype=np.float64)
     los_used, unit_used, noise_used, ramp_used, track_q = [], [], [], [], []
+    acquisitions = list(acquisition_days_list) if acquisition_days_list is not None else [None] * len(series_list)
     for k, (series, e_days, unit) in enumerate(zip(series_list, epoch_days_list, unit_list)):
         name = ("ascending", "descending")[k] if len(series_list) == 2 else f"track {k}"
         if series is None or not np.isfinite(np.asarray(series)).any():
@@ -582,7 +606,7 @@ def estimate_scene(series_list: Sequence, epoch_days_list: Sequence, unit_list: 
             notes.append(f"no {name} data")
             continue
         e_days = np.asarray(e_days, dtype=np.float64)
-        f_ep = np.interp(e_days, days, f_days)
+        f_ep = time_function_at_epochs(days, f_days, e_days, acquisitions[k])
         b, resid = reduce_series(series, e_days, f_ep)
         if not np.isfinite(b).any():
             track_q.append({"track": name, "used": False})

@@ -8,8 +8,8 @@ from insar_gnss_3d.core.baselines import decompose_asc_desc
 from insar_gnss_3d.core.geometry import los_unit_vector
 from insar_gnss_3d.core.joint import (estimate_scene, event_time_function, fit_reference_ramp,
                                       gnss_net_sigma, joint_enu, los_residual_rms, prior_scale,
-                                      reduce_series, solve_tracks, step_time_function, track_noise_m,
-                                      unremoved_ramp_noise_m)
+                                      reduce_series, solve_tracks, step_time_function, time_function_at_epochs,
+                                      track_noise_m, unremoved_ramp_noise_m)
 
 ASC = np.array(los_unit_vector(-12.0, 39.0))
 DESC = np.array(los_unit_vector(-168.0, 39.0))
@@ -101,6 +101,34 @@ def test_reduce_series_recovers_a_step_and_averages_the_noise():
     assert_allclose(np.nanmedian(resid), sigma, rtol=0.1)
     # the noise figure is the formal std of b
     assert_allclose(track_noise_m(resid, f), 2 * sigma / np.sqrt(t), rtol=0.1)
+
+
+def test_a_step_between_acquisitions_is_fitted_as_the_interpolated_epochs_see_it():
+    """Noise-free acquisitions of a step, interpolated onto model epochs as training and
+    extraction do: the step becomes a ramp between the two acquisitions around it. With the
+    acquisition days the time function is interpolated the same way, the fit is exact and the
+    noise is nil; without, the misfit grows with the displacement and passes for noise."""
+    import torch
+
+    from insar_gnss_3d.core.features import resample_epochs
+
+    days = np.arange(121.0)
+    acquired = np.arange(2.0, 121.0, 24.0)                    # 2, 26, 50, 74, 98 (event at 60)
+    model_days = np.linspace(0.0, 120.0, 16)
+    f_days = step_time_function(days, 60.0)
+    b_true = np.linspace(0.1, 1.0, 12).reshape(3, 4)        # 0.1-1 m
+    series = b_true[None] * np.interp(acquired, days, f_days)[:, None, None]
+    epochs = resample_epochs(torch.as_tensor(series)[None, None], torch.as_tensor(acquired)[None, None],
+                             model_days)[0, 0].numpy()
+    f_seen = time_function_at_epochs(days, f_days, model_days, acquired)
+    assert_allclose(f_seen, np.clip((model_days - 50.0) / 24.0, 0.0, 1.0), atol=1e-12)
+    b, resid = reduce_series(epochs, model_days, f_seen)
+    error = b - b_true                                        # up to the epochs' reference (a constant)
+    assert np.ptp(error) < 1e-6                               # float32 interpolation weights
+    assert track_noise_m(resid, f_seen) < 1e-5
+    b_step, resid_step = reduce_series(epochs, model_days, time_function_at_epochs(days, f_days, model_days))
+    assert track_noise_m(resid_step, np.interp(model_days, days, f_days)) > 0.01
+    assert np.ptp(b_step - b_true) > 0.01
 
 
 def test_reduce_series_needs_epochs_on_both_sides():
