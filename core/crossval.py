@@ -51,16 +51,19 @@ def _without(prepared, index: int):
 def joint_on_prepared(prepared, scene, event_day: Optional[float] = None):
     """The joint peer (:func:`.joint.estimate_scene`, kriging prior) on a prepared scene.
 
-    The tracks' series on the model epochs (a missing track is all NaN), the window's daily
-    GNSS; a step at ``event_day`` or the GNSS time function (linear when nothing moves).
+    The tracks' series on the model epochs (a missing track is all NaN; the time function
+    sampled as those epochs were, from the acquisition days), the window's daily GNSS; a
+    step at ``event_day`` or the GNSS time function (linear when nothing moves).
     """
+    from .consistency import acquisition_days
     from .joint import estimate_scene
     from .synthetic import model_epoch_days
 
     days = model_epoch_days(scene)
     series = [e if np.isfinite(e).any() else None for e in prepared.insar_epochs_m]
     return estimate_scene(series, [days, days], list(prepared.los), prepared.gnss_m, prepared.gnss_xy_m,
-                          prepared.grid.pixel_size, event_day=event_day, fallback_linear=True)
+                          prepared.grid.pixel_size, event_day=event_day, fallback_linear=True,
+                          acquisition_days_list=acquisition_days(prepared))
 
 
 def _fields(prepared, model, scene, device, event_day, methods):
