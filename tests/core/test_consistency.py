@@ -114,6 +114,10 @@ def test_the_extraction_fits_each_track_with_its_acquisition_days(bundled, tmp_p
     noise = [[t["series_noise_m"] for t in consistent_field(*args, acquisition_days=a).quality["tracks"]]
              for a in (days, None)]
     assert all(with_days < without for with_days, without in zip(*noise)), noise
+    # crossvalidate's joint peer reduces the series the same way
+    from insar_gnss_3d.core.crossval import joint_on_prepared
+    peer = [t["series_noise_m"] for t in joint_on_prepared(prepared, scene).quality["tracks"]]
+    assert peer == pytest.approx(noise[0], rel=1e-9)
 
 
 def test_smoothing_ignores_nan_and_keeps_constants():
