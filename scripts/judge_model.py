@@ -9,8 +9,10 @@ leave-one-station-out error (``scripts/illapel_example.py``), its median and eac
 station's. Prints JSON; with ``--compare BASELINE.json`` (an earlier output) also the
 shipping rule's verdict, each line of it:
 
-1. more coverage targets met than the baseline on the first seed;
-2. the mean of the 12 median mSSIMs no lower than the baseline's minus 0.005;
+1. more coverage targets met than the baseline on the first seed (``--same-weights``, for a
+   change of code around unchanged weights: no fewer on every seed);
+2. the mean of the 12 median mSSIMs no lower than the baseline's minus 0.005 (on every seed
+   with ``--same-weights``);
 3. Illapel: LOS residual <= noise + 20 mm and leave-one-out median <= ``--loo-limit-mm``;
 4. Illapel: the mean leave-one-out error of the stations both hold no higher than the
    baseline's (when both hold per-station errors; from 2026-12-07);
@@ -99,14 +101,33 @@ def station_changes(candidate: dict, baseline: dict, threshold_m: float = STATIO
             f"{', '.join(worse) or 'none'}; better: {', '.join(better) or 'none'}")
 
 
-def verdict(candidate: dict, baseline: dict, loo_limit_m: float) -> list:
-    """The rule's lines: (text, holds) for each, on the first seed of both."""
-    seed = next(iter(candidate["seeds"]))
-    cand, base = candidate["seeds"][seed], baseline["seeds"][seed]
-    lines = [(f"targets met {cand['targets_met']} > {base['targets_met']} (seed {seed})",
-              cand["targets_met"] > base["targets_met"]),
-             (f"mean of 12 medians {cand['mean_of_medians']:.4f} >= {base['mean_of_medians']:.4f} - {MEAN_TOLERANCE}",
-              cand["mean_of_medians"] >= base["mean_of_medians"] - MEAN_TOLERANCE)]
+def verdict(candidate: dict, baseline: dict, loo_limit_m: float, same_weights: bool = False) -> list:
+    """The rule's lines: (text, holds) for each, on the first seed of both.
+
+    ``same_weights``: the rule for a change of code around unchanged weights (the
+    consistency step, the calibration's use): line 1 asks for no fewer targets on every seed
+    both hold, not for more on the first, and line 2 holds on every such seed.
+    """
+    first = next(iter(candidate["seeds"]))
+    seeds = [s for s in candidate["seeds"] if s in baseline["seeds"]] if same_weights else [first]
+    lines = []
+    for seed in seeds:
+        lines += _lines(candidate["seeds"][seed], baseline["seeds"][seed], seed, ">=" if same_weights else ">")
+    return lines + _illapel_lines(candidate, baseline, loo_limit_m)
+
+
+def _lines(cand: dict, base: dict, seed: str, more: str) -> list:
+    """Lines 1 and 2 on one seed; ``more`` ``>`` (new weights) or ``>=`` (same weights)."""
+    enough = cand["targets_met"] > base["targets_met"] if more == ">" else cand["targets_met"] >= base["targets_met"]
+    return [(f"targets met {cand['targets_met']} {more} {base['targets_met']} (seed {seed})", enough),
+            (f"mean of 12 medians {cand['mean_of_medians']:.4f} >= {base['mean_of_medians']:.4f} - {MEAN_TOLERANCE}"
+             + ("" if more == ">" else f" (seed {seed})"),
+             cand["mean_of_medians"] >= base["mean_of_medians"] - MEAN_TOLERANCE)]
+
+
+def _illapel_lines(candidate: dict, baseline: dict, loo_limit_m: float) -> list:
+    """Lines 3 and 4 (when the candidate holds Illapel figures)."""
+    lines = []
     ill = candidate.get("illapel")
     if ill:
         lines.append((f"Illapel LOS residual {1e3 * ill['los_residual_m']:.1f} mm <= noise "
@@ -135,6 +156,9 @@ def main(argv=None):
     p.add_argument("--illapel", action="store_true", help="also the Illapel figures (about a minute)")
     p.add_argument("--compare", default="", help="an earlier output of this script: print the rule's verdict")
     p.add_argument("--loo-limit-mm", type=float, default=111.0, help="rule 3's leave-one-out bar [mm]")
+    p.add_argument("--same-weights", action="store_true",
+                   help="the rule for a code change around the same weights: no fewer targets and the mean "
+                        "held on every seed (instead of more targets on the first)")
     args = p.parse_args(argv)
     from insar_gnss_3d.core.infer import VIEWS
 
@@ -147,7 +171,7 @@ def main(argv=None):
     print()
     if args.compare:
         baseline = json.loads(Path(args.compare).read_text())
-        lines = verdict(result, baseline, 1e-3 * args.loo_limit_mm)
+        lines = verdict(result, baseline, 1e-3 * args.loo_limit_mm, args.same_weights)
         for text, holds in lines:
             print(("holds: " if holds else "FAILS: ") + text, file=sys.stderr)
         stations = station_changes(result, baseline)

@@ -48,3 +48,16 @@ def test_station_changes_names_the_stations_that_moved():
     assert "worse by > 20 mm: A +40;" in text and "better: C -40" in text and "B" not in text.split("A +40")[1]
     # an older judgement without per-station errors: nothing to say
     assert station_changes(cand, {"illapel": {"leave_one_out_m": 0.1}}) is None
+
+
+def test_a_code_change_around_the_same_weights_needs_no_fewer_targets_on_every_seed():
+    base = {"seeds": {"777": {"targets_met": 10, "mean_of_medians": 0.5293},
+                      "0": {"targets_met": 12, "mean_of_medians": 0.5754}}}
+    cand = {"seeds": {"777": {"targets_met": 10, "mean_of_medians": 0.5327},
+                      "0": {"targets_met": 13, "mean_of_medians": 0.5761}}}
+    assert not verdict(cand, base, 0.111)[0][1]                      # new weights: 10 is not more than 10
+    lines = verdict(cand, base, 0.111, same_weights=True)
+    assert [text for text, _ in lines][::2] == ["targets met 10 >= 10 (seed 777)", "targets met 13 >= 12 (seed 0)"]
+    assert all(holds for _, holds in lines)
+    cand["seeds"]["0"]["targets_met"] = 11
+    assert not verdict(cand, base, 0.111, same_weights=True)[2][1]
