@@ -32,6 +32,7 @@ memory format, bfloat16 autocast, ``torch.compile`` of the model (its compile ti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -79,8 +80,7 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     from insar_gnss_3d.core.model import parameter_count
     from insar_gnss_3d.core.modelfile import save_model
     from insar_gnss_3d.core.synthetic import SceneConfig, SceneSampler
-    from insar_gnss_3d.core.features import with_mirror_twins
-    from insar_gnss_3d.core.train import TrainConfig, Trainer, batch_to_inputs
+    from insar_gnss_3d.core.train import TrainConfig, Trainer
 
     scene = SceneConfig()
     # the shipped model's recipe (2048 scenes x 32 epochs: the trainer compiles the Okada
@@ -90,13 +90,17 @@ def run(batch_size=16, steps=5, repeats=5, device="cpu", threads=None):
     trainer = Trainer(cfg)
     sampler = SceneSampler(scene, seed=123, device=trainer.device)
 
-    def generate():
-        with torch.no_grad():
-            return batch_to_inputs(sampler.sample(batch_size), scene)
+    plain_cfg, twins_cfg = cfg, dataclasses.replace(cfg, mirror_twins=True)
 
-    def generate_twins():                           # Trainer.next_batch with mirror_twins
-        with torch.no_grad():
-            return with_mirror_twins(*batch_to_inputs(sampler.sample(batch_size // 2), scene))
+    def generate(config=plain_cfg):                 # what a training step draws (Trainer.next_batch)
+        trainer.cfg = config
+        try:
+            return trainer.next_batch()
+        finally:
+            trainer.cfg = plain_cfg
+
+    def generate_twins():
+        return generate(twins_cfg)
 
     generate_twins()
     inputs, target = generate()                     # warm-up (FFT plans, allocations)

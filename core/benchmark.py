@@ -442,7 +442,7 @@ def run_benchmark(model_path: Optional[str], scenes: int, seed: int, device="cpu
         consistent = consistent_field(network, inputs["insar_epochs_m"], inputs["los"], model_epoch_days(config),
                                       inputs["gnss_m"], inputs["gnss_xy_m"], inputs["pixel_m"],
                                       network_std_m=network_std,
-                                      acquisition_days=[batch.acq_days[0, k].numpy() for k in range(2)])
+                                      acquisition_days=arrays.acq_days)
         cnn = consistent.estimate_m.astype(np.float32)
         net = net_displacement(arrays)
         pixel_m = inputs["pixel_m"]          # the batch's (multi-scale recipes draw it)

@@ -204,20 +204,6 @@ def _smoothed_output(estimate_m, cnn_m, smoothing_px: float):
     return out
 
 
-def acquisition_days(prepared) -> list:
-    """Per track (asc, desc), the days of the acquisitions in a :class:`.prepare.PreparedScene`.
-
-    On the GNSS day axis (0 = ``window_start``); None for a missing track or one without dates.
-    """
-    out = []
-    for name in ("INSAR_ASC", "INSAR_DESC"):
-        used = prepared.tracks.get(name)
-        dates = None if used is None else used.dates
-        out.append(None if dates is None else
-                   (np.asarray(dates, dtype="datetime64[D]") - prepared.window_start).astype(np.float64))
-    return out
-
-
 def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None,
                           network_std_m=None):
     """The extraction's last step: (6, H, W) float32 output, quality dict, notes.
@@ -235,7 +221,7 @@ def consistent_extraction(prepared, network_m, scene, event_day: Optional[float]
     joint = consistent_field(network_m, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              event_day=event_day, station_names=prepared.stations,
-                             network_std_m=network_std_m, acquisition_days=acquisition_days(prepared))
+                             network_std_m=network_std_m, acquisition_days=prepared.acquisition_days())
     quality = extraction_quality(scene, network_m.shape[1:], prepared.grid.pixel_size, network_m, joint,
                                  prepared.insar_epochs_m, prepared.gnss_xy_m)
     quality["window_start"] = str(prepared.window_start)

@@ -55,7 +55,6 @@ def joint_on_prepared(prepared, scene, event_day: Optional[float] = None):
     sampled as those epochs were, from the acquisition days), the window's daily GNSS; a
     step at ``event_day`` or the GNSS time function (linear when nothing moves).
     """
-    from .consistency import acquisition_days
     from .joint import estimate_scene
     from .synthetic import model_epoch_days
 
@@ -63,7 +62,7 @@ def joint_on_prepared(prepared, scene, event_day: Optional[float] = None):
     series = [e if np.isfinite(e).any() else None for e in prepared.insar_epochs_m]
     return estimate_scene(series, [days, days], list(prepared.los), prepared.gnss_m, prepared.gnss_xy_m,
                           prepared.grid.pixel_size, event_day=event_day, fallback_linear=True,
-                          acquisition_days_list=acquisition_days(prepared))
+                          acquisition_days_list=prepared.acquisition_days())
 
 
 def _fields(prepared, model, scene, device, event_day, methods):

@@ -309,6 +309,19 @@ class PreparedScene:
     tracks: dict
     notes: List[str] = field(default_factory=list)
 
+    def acquisition_days(self) -> list:
+        """Per track (asc, desc), the days of its acquisitions the epochs were interpolated from.
+
+        On the GNSS day axis (0 = ``window_start``); None for a missing track or one without dates.
+        """
+        used = [self.tracks.get(name) for name in ("INSAR_ASC", "INSAR_DESC")]
+        return [None if u is None or u.dates is None else days_after(self.window_start, u.dates) for u in used]
+
+
+def days_after(start: np.datetime64, dates) -> np.ndarray:
+    """Days (float) of ``dates`` after ``start``: the window's GNSS day axis when ``start`` is its day 0."""
+    return (np.asarray(dates, dtype="datetime64[D]") - start).astype(np.float64)
+
 
 _check = check_canceled
 _report = report
@@ -478,7 +491,7 @@ def prepare_scene(asc: Optional[TrackSource], desc: Optional[TrackSource], dem_p
         for d, epoch in zip(used.dates, stack):
             if not np.isfinite(epoch).any():
                 raise ValueError(f"{name}: the epoch {d} holds no valid pixel inside the scene.")
-        acq = (used.dates - start).astype(np.float64)
+        acq = days_after(start, used.dates)
         insar[k] = resample_in_blocks(stack, acq, model_days)
         del stack
         step += 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from insar_gnss_3d.core import prepare
-from insar_gnss_3d.core.consistency import acquisition_days, consistent_extraction, consistent_field, smooth_nan
+from insar_gnss_3d.core.consistency import consistent_extraction, consistent_field, smooth_nan
 from insar_gnss_3d.core.joint import dead_zone_observation, solve_tracks
 from insar_gnss_3d.core.modelfile import load_model
 from insar_gnss_3d.core.runtime import BUNDLED_MODEL
@@ -105,7 +105,7 @@ def test_the_extraction_fits_each_track_with_its_acquisition_days(bundled, tmp_p
     g = paths["gnss"]
     prepared = prepare.prepare_scene(asc, desc, paths["DEM"], g["dates"], g["enu_m"], g["x"], g["y"],
                                      g["stations"], scene, units="m")
-    days = acquisition_days(prepared)
+    days = prepared.acquisition_days()
     for k in range(2):
         assert np.array_equal(days[k], np.asarray(arrays.acq_days[k], dtype=np.float64))
     network = prepare.run_model(prepared, net, tile_px=64, overlap_px=0)
