@@ -28,6 +28,10 @@ def bundled():
     return load_model(BUNDLED_MODEL)[:2]
 
 
+def scene96_sources():
+    return helpers.sample_scene(seed=4, size_px=96, max_displacement_m=(0.3, 0.3)).sources
+
+
 @pytest.fixture(scope="module")
 def scene96(bundled, tmp_path_factory):
     _, scene = bundled
@@ -215,7 +219,8 @@ def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
 
 
 def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, scene96):
-    """A network 0.3 m off in up over its east half, unsure by 0.3 m, and a dead zone of 10 noise units that would
+    """One pass of the step (no source), a network 0.3 m off in up over its east half, unsure by 0.3 m, and a dead
+    zone of 10 noise units that would
     let the output miss the tracks by ~10 noise units: the step narrows the zone until the
     output as written (smoothed correction included) misses each track by at most its noise +
     20 mm, says so, and reports that residual."""
@@ -232,7 +237,7 @@ def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, sc
     def step(width, field=biased):
         return consistent_field(field, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
                                 prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
-                                network_std_m=np.full_like(network, 0.3), dead_zone=width)
+                                network_std_m=np.full_like(network, 0.3), dead_zone=width, source_prior=False)
 
     result = step(10.0)
     tracks = [t for t in result.quality["tracks"] if t.get("used")]
@@ -255,3 +260,38 @@ def test_the_output_explains_every_track_within_its_noise_plus_20_mm(bundled, sc
     # the network as it is explains the tracks with the default zone, which is kept
     kept = step(3.0, network)
     assert kept.quality["dead_zone_noise_units"] == 3.0 and not any("narrowed" in n for n in kept.notes)
+
+
+def test_the_fitted_source_gives_the_north_that_a_network_blind_to_it_missed(bundled, scene96):
+    """A network with east and up right but no north (what the two look directions alone
+    give): the step's elastic source, fitted to east/up and the stations, brings north back
+    between the stations; without it north stays where the stations' kriging puts it."""
+    from insar_gnss_3d.core.synthetic import model_epoch_days
+
+    from insar_gnss_3d.core.okada import surface_displacement
+
+    _, scene = bundled
+    prepared, _ = scene96
+    # the truth on the working grid (same upper-left origin as the scene, the model's pixel)
+    grid, sources = prepared.grid, scene96_sources()
+    pixel = grid.pixel_size
+    x, y = np.meshgrid((np.arange(grid.width) + 0.5) * pixel, -(np.arange(grid.height) + 0.5) * pixel)
+    truth = np.stack(surface_displacement(sources, x, y))
+    blind = truth.copy()
+    blind[1] = 0.0
+
+    def step(source_prior):
+        return consistent_field(blind, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
+                                prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
+                                network_std_m=np.full_like(blind, 0.05), acquisition_days=prepared.acquisition_days(),
+                                source_prior=source_prior)
+
+    def north_rms(result):
+        return float(np.sqrt(np.nanmean((result.estimate_m[1] - truth[1]) ** 2)))
+
+    without, with_source = step(False), step(True)
+    assert "source" not in without.quality
+    source = with_source.quality["source"]
+    assert source["explained"] > 0.9 and source["prior_weight"] > 0.5
+    assert any("elastic source" in n for n in with_source.notes)
+    assert north_rms(with_source) < 0.5 * north_rms(without)
