@@ -15,6 +15,14 @@ direction, and :func:`.joint.prior_scale` widens ``sigma`` when the misfit says 
 small. The posterior standard deviation of every pixel and component comes with it: the
 ``east_std``, ``north_std``, ``up_std`` bands.
 
+Two look directions resolve east and up, hardly north, so north between the stations rests on
+the network. With both tracks, the step therefore fits one elastic source (a uniform-slip
+Okada rectangle, :func:`.source_fit.fit_source`) to the tracks' reduced LOS and the stations,
+blends its surface field into the prior in proportion to how much of the data it explains
+(:func:`.source_fit.source_weight`) and runs again: where the data are one rupture, its
+physics carries north from east, up and the stations. With one track the source's geometry is
+not constrained and none is fitted.
+
 The network's uncertainty is its std head's per-pixel standard deviation when the model
 has one (:class:`.model.DualBranchNet`, calibrated per component by :func:`.infer.calibrated_std`).
 A model without one gets one figure per component and scene, a fraction of the 99th
@@ -118,6 +126,11 @@ def prior_sigma_m(cnn_m, fractions: Sequence[float] = SIGMA_FRACTIONS, network_s
 #: head's usual 10-40 % of P99 this changes the weight by less than 1 %.
 SOURCE_DEFER_FRACTION = 0.01
 
+#: What the elastic source is fitted to besides the stations: ``los`` each track's reduced LOS
+#: with its noise estimate (the data themselves), ``field`` the first pass's east/up with its
+#: posterior standard deviation.
+SOURCE_DATA = "los"
+
 
 def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m: float, *,
                      event_day: Optional[float] = None, station_names=None,
@@ -167,12 +180,23 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     result = _consistent_once(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m, **kwargs)
     if not source_prior:
         return result
-    from .source_fit import fit_source, source_weight
+    if len(result.observations) < 2:
+        result.notes.append("no elastic source fitted: one look direction does not separate east from up, "
+                            "and the source's geometry is then not constrained (north between the stations "
+                            "rests on the network)")
+        return result
+    from .source_fit import (Observations, field_observations, fit_source, los_observations, source_weight,
+                             station_observations)
 
     stations = result.quality["stations"]
     xy = np.array([[st["x_m"], st["y_m"]] for st in stations]).reshape(-1, 2)
     net = np.array([st["gnss_m"] for st in stations], dtype=np.float64).reshape(-1, 3)
-    fit = fit_source(result.estimate_m, result.std_m, pixel_m, xy, net)
+    if SOURCE_DATA == "los":
+        data = los_observations(result.observations, pixel_m)
+    else:
+        data = field_observations(result.estimate_m, result.std_m, pixel_m)
+    fit = fit_source(Observations.concatenate([data, station_observations(xy, net)]),
+                     result.estimate_m.shape[1:], pixel_m)
     if fit is None:
         return result
     weight = source_weight(fit.explained, fit.misfit)
@@ -281,14 +305,15 @@ def _smoothed_output(estimate_m, cnn_m, smoothing_px: float):
 
 
 def consistent_extraction(prepared, network_m, scene, event_day: Optional[float] = None,
-                          network_std_m=None):
+                          network_std_m=None, source_prior: bool = True):
     """The extraction's last step: (6, H, W) float32 output, quality dict, notes.
 
     ``prepared`` is the :class:`.prepare.PreparedScene` the network ran on and ``scene`` the
     model's :class:`.synthetic.SceneConfig`; ``network_std_m`` the network's own standard
-    deviation (3, H, W) [m] when it has a std head. The output holds east, north, up [m] made
-    consistent with the data (:func:`consistent_field`) and their posterior standard
-    deviations [m] (NaN where the output is NaN). ``quality`` is
+    deviation (3, H, W) [m] when it has a std head; ``source_prior`` as
+    :func:`consistent_field`. The output holds east, north, up [m] made consistent with the
+    data (:func:`consistent_field`) and their posterior standard deviations [m] (NaN where
+    the output is NaN). ``quality`` is
     :func:`.quality.extraction_quality`; ``notes`` the joint step's remarks (plain text).
     """
     from .quality import extraction_quality
@@ -297,7 +322,8 @@ def consistent_extraction(prepared, network_m, scene, event_day: Optional[float]
     joint = consistent_field(network_m, prepared.insar_epochs_m, prepared.los, model_epoch_days(scene),
                              prepared.gnss_m, prepared.gnss_xy_m, prepared.grid.pixel_size,
                              event_day=event_day, station_names=prepared.stations,
-                             network_std_m=network_std_m, acquisition_days=prepared.acquisition_days())
+                             network_std_m=network_std_m, acquisition_days=prepared.acquisition_days(),
+                             source_prior=source_prior)
     quality = extraction_quality(scene, network_m.shape[1:], prepared.grid.pixel_size, network_m, joint,
                                  prepared.insar_epochs_m, prepared.gnss_xy_m)
     quality["window_start"] = str(prepared.window_start)

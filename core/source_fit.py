@@ -20,7 +20,7 @@ Conventions (frame, fault, signs) are those of :mod:`.conventions`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -95,66 +95,136 @@ def _greens(p, x, y):
     return np.stack([np.stack(ss, -1), np.stack(ds, -1)], -1)
 
 
+class Observations(NamedTuple):
+    """What a source is fitted to, one row per scalar observation.
+
+    ``x``, ``y`` (M,) position in the scene frame [m]; ``projection`` (M, 3) the east/north/up
+    direction the row observes (a unit axis for a field component or a station, the LOS
+    unit vector for a track); ``value`` (M,) [m]; ``weight`` (M,) ``1 / std`` [1/m];
+    ``count`` (M,) how many observations the row stands for (decimation).
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    projection: np.ndarray
+    value: np.ndarray
+    weight: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def concatenate(parts) -> "Observations":
+        """The rows of several :class:`Observations` (None and empty ones skipped)."""
+        parts = [p for p in parts if p is not None and len(p.x)]
+        if not parts:
+            return Observations(*(np.zeros((0, 3)) if k == 2 else np.zeros(0) for k in range(6)))
+        return Observations(*(np.concatenate([getattr(p, f) for p in parts]) for f in Observations._fields))
+
+
+def _decimation(shape, fields: int) -> int:
+    h, w = shape
+    return max(1, int(np.ceil(np.sqrt(h * w * fields / MAX_FIELD_POINTS))))
+
+
+def _pixel_rows(shape, pixel_m: float, step: int):
+    rows, cols = np.mgrid[0:shape[0]:step, 0:shape[1]:step]
+    return rows.ravel(), cols.ravel(), (cols.ravel() + 0.5) * pixel_m, -(rows.ravel() + 0.5) * pixel_m
+
+
+def field_observations(field_m, std_m, pixel_m: float, components=(0, 2)) -> Observations:
+    """Rows for components of a (3, H, W) field [m] with its standard deviation [m]."""
+    field = np.asarray(field_m, dtype=np.float64)
+    std = np.maximum(np.asarray(std_m, dtype=np.float64), MIN_FIT_STD_M)
+    step = _decimation(field.shape[1:], len(components))
+    rows, cols, x, y = _pixel_rows(field.shape[1:], pixel_m, step)
+    parts = []
+    for c in components:
+        value, sigma = field[c][rows, cols], std[c][rows, cols]
+        ok = np.isfinite(value) & np.isfinite(sigma)
+        axis = np.zeros((ok.sum(), 3))
+        axis[:, c] = 1.0
+        parts.append(Observations(x[ok], y[ok], axis, value[ok], 1.0 / sigma[ok], np.full(ok.sum(), step * step)))
+    return Observations.concatenate(parts)
+
+
+def los_observations(tracks, pixel_m: float) -> Observations:
+    """Rows for tracks given as ``(los_m (H, W), unit (3, H, W) or (3,), noise_m)`` [m]."""
+    tracks = [t for t in tracks if t is not None]
+    if not tracks:
+        return Observations.concatenate([])
+    shape = np.shape(tracks[0][0])
+    step = _decimation(shape, len(tracks))
+    rows, cols, x, y = _pixel_rows(shape, pixel_m, step)
+    parts = []
+    for los_m, unit, noise_m in tracks:
+        unit = np.broadcast_to(np.asarray(unit, dtype=np.float64).reshape(3, *(np.shape(unit)[1:] or (1, 1))),
+                               (3,) + tuple(shape))
+        value = np.asarray(los_m, dtype=np.float64)[rows, cols]
+        projection = unit[:, rows, cols].T
+        ok = np.isfinite(value) & np.isfinite(projection).all(1)
+        sigma = max(float(noise_m), MIN_FIT_STD_M)
+        parts.append(Observations(x[ok], y[ok], projection[ok], value[ok], np.full(ok.sum(), 1.0 / sigma),
+                                  np.full(ok.sum(), step * step)))
+    return Observations.concatenate(parts)
+
+
+def station_observations(xy_m, net_m, std_m: float = 0.005) -> Observations:
+    """Rows for the stations' net east/north/up [m] (S, 3) at (S, 2) positions [m]."""
+    xy = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
+    net = np.asarray(net_m, dtype=np.float64).reshape(-1, 3)
+    parts = []
+    for c in range(3):
+        ok = np.isfinite(net[:, c]) & np.isfinite(xy).all(1)
+        axis = np.zeros((ok.sum(), 3))
+        axis[:, c] = 1.0
+        parts.append(Observations(xy[ok, 0], xy[ok, 1], axis, net[ok, c], np.full(ok.sum(), 1.0 / std_m),
+                                  np.ones(ok.sum())))
+    return Observations.concatenate(parts)
+
+
 def _solve_slip(greens, data, weights):
-    """Weighted least-squares (strike-slip, dip-slip) [m] and the weighted residual vector."""
-    a = (greens * weights[..., None]).reshape(-1, 2)
-    b = (data * weights).reshape(-1)
-    ok = np.isfinite(a).all(1) & np.isfinite(b)
-    if ok.sum() < 3:
-        return np.zeros(2), np.zeros(b.size)
-    coef, *_ = np.linalg.lstsq(a[ok], b[ok], rcond=None)
-    res = np.where(ok, np.nan_to_num(a @ coef - b), 0.0)
-    return coef, res
+    """Weighted least-squares (strike-slip, dip-slip) [m] and the weighted residual vector.
+
+    ``greens`` (M, 2) the rows' response to unit strike- and dip-slip, ``data`` (M,), ``weights`` (M,).
+    """
+    a = greens * weights[:, None]
+    b = data * weights
+    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+    return coef, a @ coef - b
 
 
-def fit_source(field_m, std_m, pixel_m: float, gnss_xy_m=None, gnss_net_m=None,
-               gnss_std_m: float = 0.005, components=(0, 2)) -> Optional[SourceFit]:
-    """One rectangular dislocation fitted to a field and the stations' net displacement.
+def fit_source(obs: Observations, shape, pixel_m: float) -> Optional[SourceFit]:
+    """One rectangular dislocation fitted to observations (:class:`Observations`).
 
-    Parameters
-    ----------
-    field_m : (3, H, W) array_like
-        East/north/up [m] on the scene grid (pixel (r, c) centred at ``((c + 0.5) pixel_m,
-        -(r + 0.5) pixel_m)``); NaN = no data.
-    std_m : (3, H, W) array_like
-        Its standard deviation [m] (the weights are ``1 / std``).
-    pixel_m : float
-        Pixel size [m].
-    gnss_xy_m, gnss_net_m : (S, 2), (S, 3) array_like, optional
-        Stations in the scene frame and their net east/north/up [m].
-    gnss_std_m : float
-        Standard deviation [m] given to each station component.
-    components : tuple of int
-        Field components fitted (default east and up: the ones the tracks resolve).
-
-    Returns
-    -------
-    SourceFit or None
-        None when there is too little data (fewer than 20 field points).
+    ``shape`` (H, W) and ``pixel_m`` [m] give the scene grid (pixel (r, c) centred at
+    ``((c + 0.5) pixel_m, -(r + 0.5) pixel_m)``) on which the fitted field is returned.
+    None when there are fewer than 20 rows.
     """
     from scipy.optimize import least_squares
 
-    field = np.asarray(field_m, dtype=np.float64)
-    h, w = field.shape[1:]
-    obs = observations(field, std_m, pixel_m, gnss_xy_m, gnss_net_m, gnss_std_m, components)
-    if obs is None:
+    if len(obs.x) < 20:
         return None
-    x, y, data0, weights, count = obs
-    # the least-squares weights: a kept field point counts for the points dropped around it
-    weights_fit = weights * np.sqrt(count)[:, None]
+    h, w = shape
+    x, y, proj, data, weights = obs.x, obs.y, obs.projection, obs.value, obs.weight
+    if not (np.isfinite(data).all() and np.isfinite(weights).all() and np.isfinite(proj).all()):
+        raise ValueError("fit_source: observations must be finite (drop the NaN rows first).")
+    # the least-squares weights: a kept pixel counts for the pixels dropped around it
+    weights_fit = weights * np.sqrt(obs.count)
+
+    # rows of several components or tracks share their points: the kernel runs once per point
+    points, at = np.unique(np.c_[x, y], axis=0, return_inverse=True)
+    at = at.reshape(-1)
+
+    def projected(p):
+        return np.einsum("mc,mck->mk", proj, _greens(p, points[:, 0], points[:, 1])[at])
 
     def residual(p):
-        _, res = _solve_slip(_greens(p, x, y), data0, weights_fit)
-        return res
+        return _solve_slip(projected(p), data, weights_fit)[1]
 
     extent = max(h, w) * pixel_m
-    magnitude = np.abs(np.nan_to_num(field[list(components)])).sum(0)
+    magnitude = np.abs(data) * obs.count
     total = magnitude.sum()
-    if total > 0:
-        rr, cc = np.mgrid[0:h, 0:w]
-        centre = ((cc + 0.5) * magnitude).sum() / total * pixel_m, -((rr + 0.5) * magnitude).sum() / total * pixel_m
-    else:
-        centre = (0.5 * w * pixel_m, -0.5 * h * pixel_m)
+    centre = ((x * magnitude).sum() / total, (y * magnitude).sum() / total) if total > 0 else \
+        (0.5 * w * pixel_m, -0.5 * h * pixel_m)
     lower = [-extent, -2 * extent, 0.0, -720.0, 1.0, 0.02 * extent, 0.02 * extent]
     upper = [2 * extent, extent, 0.5 * extent, 720.0, 89.9, 3 * extent, 2 * extent]
     starts = []
@@ -181,8 +251,8 @@ def fit_source(field_m, std_m, pixel_m: float, gnss_xy_m=None, gnss_net_m=None,
         if best is None or cost < best[0]:
             best = (cost, sol.x)
     _, p = best
-    greens = _greens(p, x, y)
-    coef, _ = _solve_slip(greens, data0, weights_fit)
+    greens = projected(p)
+    coef, _ = _solve_slip(greens, data, weights_fit)
     slip = float(np.hypot(*coef))
     rake = float(np.degrees(np.arctan2(coef[1], coef[0])))
     p[3] = p[3] % 360.0
@@ -191,48 +261,9 @@ def fit_source(field_m, std_m, pixel_m: float, gnss_xy_m=None, gnss_net_m=None,
     model = np.stack(surface_displacement(fault, gx, gy))
     # the misfit per observation kept (in standard deviations); the power explained as the
     # fit weighs it (the field for all its pixels)
-    used = weights > 0
-    residual = (greens @ coef) - data0
-    misfit = float(np.sqrt(np.sum((residual * weights)[used] ** 2) / max(used.sum(), 1)))
-    power = float(np.sum((data0 * weights_fit)[used] ** 2))
-    cost = float(np.sum((residual * weights_fit)[used] ** 2))
+    residual = greens @ coef - data
+    misfit = float(np.sqrt(np.mean((residual * weights) ** 2)))
+    power = float(np.sum((data * weights_fit) ** 2))
+    cost = float(np.sum((residual * weights_fit) ** 2))
     return SourceFit(fault, model, misfit, 1.0 - cost / power if power > 0 else 0.0)
 
-
-def observations(field_m, std_m, pixel_m: float, gnss_xy_m=None, gnss_net_m=None,
-                 gnss_std_m: float = 0.005, components=(0, 2)):
-    """The fit's data: x, y, values, weights, count.
-
-    x, y (N,) [m]; values (N, 3) [m, 0 where unused]; weights (N, 3) [1/m] (``1 / std``, 0
-    where unused); count (N,) the points each stands for.
-
-    The field is decimated to at most :data:`MAX_FIELD_POINTS` points per component used;
-    the stations follow. None with fewer than 20 field values.
-    """
-    field = np.asarray(field_m, dtype=np.float64)
-    std = np.asarray(std_m, dtype=np.float64)
-    h, w = field.shape[1:]
-    step = max(1, int(np.ceil(np.sqrt(h * w * len(components) / MAX_FIELD_POINTS))))
-    rows, cols = np.mgrid[0:h:step, 0:w:step]
-    x = ((cols + 0.5) * pixel_m).ravel()
-    y = (-(rows + 0.5) * pixel_m).ravel()
-    data = np.full((x.size, 3), np.nan)
-    weights = np.zeros((x.size, 3))
-    for c in components:
-        data[:, c] = field[c][rows, cols].ravel()
-        weights[:, c] = 1.0 / np.maximum(std[c][rows, cols].ravel(), MIN_FIT_STD_M)
-    data = np.where(weights > 0, data, np.nan)
-    weights = np.where(np.isfinite(data) & np.isfinite(weights), weights, 0.0)
-    # a kept point stands for the step x step points the decimation drops (stations for one)
-    count = np.full(x.size, float(step * step))
-    if (weights > 0).sum() < 20:
-        return None
-    if gnss_xy_m is not None and len(gnss_xy_m):
-        sx, sy = np.asarray(gnss_xy_m, dtype=np.float64).T
-        net = np.asarray(gnss_net_m, dtype=np.float64)
-        ok = np.isfinite(net)
-        x, y = np.concatenate([x, sx]), np.concatenate([y, sy])
-        data = np.concatenate([data, np.where(ok, net, np.nan)])
-        weights = np.concatenate([weights, np.where(ok, 1.0 / gnss_std_m, 0.0)])
-        count = np.concatenate([count, np.ones(len(sx))])
-    return x, y, np.nan_to_num(data), weights, count

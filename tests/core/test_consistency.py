@@ -190,8 +190,8 @@ def test_no_seam_where_tiles_meet_with_a_sparse_network(bundled, scene96):
 
 def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
     """A network 0.5 m too high everywhere, sure to a micrometre in the west half and unsure by
-    a metre in the east: the step keeps the west as it is and the tracks remove the east's bias
-    down to the dead zone (3 noise units along each LOS)."""
+    a metre in the east: the step (one pass, no elastic source) keeps the west as it is and the
+    tracks remove the east's bias down to the dead zone (3 noise units along each LOS)."""
     net, scene = bundled
     prepared, _ = scene96
     network = prepare.run_model(prepared, net, tile_px=48, overlap_px=16)
@@ -200,7 +200,7 @@ def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
     w = network.shape[-1]
     std = np.full_like(network, 1.0)
     std[..., : w // 2] = 1e-6
-    out, quality, _ = consistent_extraction(prepared, biased, scene, network_std_m=std)
+    out, quality, _ = consistent_extraction(prepared, biased, scene, network_std_m=std, source_prior=False)
     assert quality["network_sigma_source"] == "std head"
     west, east = (slice(None), slice(4, w // 2 - 8)), (slice(None), slice(w // 2 + 8, -4))
     assert np.nanmax(np.abs(out[2][west] - biased[2][west])) < 1e-3
@@ -214,7 +214,7 @@ def test_the_networks_own_sigma_weighs_it_pixel_by_pixel(bundled, scene96):
     for track in (t for t in quality["tracks"] if t.get("used")):
         assert track["network_beyond_zone_fraction"] > 0.95 and track["zone_noise_units"] == 3.0
     assert any("missed it by more than 3 times its noise" in n["text"] for n in quality["notes"])
-    _, unbiased, _ = consistent_extraction(prepared, network, scene, network_std_m=std)
+    _, unbiased, _ = consistent_extraction(prepared, network, scene, network_std_m=std, source_prior=False)
     assert all(t["network_beyond_zone_fraction"] < 0.1 for t in unbiased["tracks"] if t.get("used"))
 
 
