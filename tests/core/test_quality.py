@@ -139,3 +139,19 @@ def test_a_track_that_peaks_at_the_edge_of_its_coverage_is_reported():
     edge = 0.5 * np.exp(-((x - 39.0) ** 2 + (y - 18.0) ** 2) / 50.0)        # peaks on the scene's border
     assert "the scene's border" in gap_peak_notes([edge], asc, [float("nan")])[0].text
     assert gap_peak_notes([np.full((5, 5), np.nan)], asc, [0.005]) == []
+
+
+def test_quality_html_shows_the_fitted_source_and_its_share(tmp_path):
+    from insar_gnss_3d.core.quality import source_fault, write_quality
+
+    source = {"east_m": 20e3, "north_m": -12e3, "top_depth_m": 3e3, "strike_deg": 20.0, "dip_deg": 18.0,
+              "length_m": 40e3, "width_m": 22e3, "rake_deg": 95.0, "slip_m": 1.5, "moment_magnitude": 7.0,
+              "explained": 0.97, "misfit": 1.1, "prior_weight": 0.74}
+    quality = {"notes": [], "tracks": [], "source": source,
+               "stations": [{"station": "A", "x_m": 1e3, "y_m": -2e3, "gnss_m": [0.1, 0.2, 0.05],
+                             "residual_m": [0.01, -0.02, 0.0]}]}
+    text = open(write_quality(str(tmp_path / "q.html"), quality)).read()
+    assert "Elastic source fitted to the output" in text
+    assert "<td>7.0</td>" in text and "<td>74.0</td>" in text and "<td>40.0</td>" in text
+    fault = source_fault(source)
+    assert fault.length == 40e3 and abs(fault.moment_magnitude - 7.0) < 0.01
