@@ -267,3 +267,16 @@ def fit_source(obs: Observations, shape, pixel_m: float) -> Optional[SourceFit]:
     cost = float(np.sum((residual * weights_fit) ** 2))
     return SourceFit(fault, model, misfit, 1.0 - cost / power if power > 0 else 0.0)
 
+
+
+def explained_fraction(fault: Fault, obs: Observations) -> float:
+    """The fraction of the weighted power of ``obs`` that ``fault``'s surface field explains.
+
+    1 - sum(w^2 (model - value)^2) / sum(w^2 value^2); negative when the source predicts
+    worse than no motion at all. NaN without rows.
+    """
+    if not len(obs.x):
+        return float("nan")
+    model = (np.stack(surface_displacement(fault, obs.x, obs.y), -1) * obs.projection).sum(1)
+    power = float(np.sum((obs.value * obs.weight) ** 2))
+    return 1.0 - float(np.sum(((model - obs.value) * obs.weight) ** 2)) / power if power > 0 else float("nan")

@@ -87,3 +87,18 @@ def test_a_source_carries_the_prior_in_proportion_to_what_it_explains(explained,
 def test_a_source_that_misses_the_data_by_many_sigma_carries_nothing():
     assert source_weight(0.99, 2.0) > 0.7
     assert source_weight(0.99, SOURCE_MAX_MISFIT + 0.1) == 0.0
+
+
+def test_the_stations_tell_a_source_that_explains_them_from_one_that_does_not():
+    from dataclasses import replace
+
+    from insar_gnss_3d.core.source_fit import explained_fraction
+
+    fault = thrust()
+    _, _, stations, net = scene(fault, 0.01)
+    obs = station_observations(stations, net)
+    assert explained_fraction(fault, obs) > 0.99
+    # the same moment on the conjugate plane, dipping the other way: the stations see it
+    conjugate = replace(fault, strike=(fault.strike + 180) % 360, dip=90 - fault.dip)
+    assert explained_fraction(conjugate, obs) < 0.5
+    assert np.isnan(explained_fraction(fault, station_observations(np.zeros((0, 2)), np.zeros((0, 3)))))
