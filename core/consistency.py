@@ -131,15 +131,18 @@ SOURCE_DEFER_FRACTION = 0.01
 #: posterior standard deviation.
 SOURCE_DATA = "los"
 
-#: With one track, the source is used only if one fitted to the track alone explains at least
-#: this fraction of the stations' (weighted) net motion: one look direction leaves east and
-#: up, and so the source's geometry, unresolved unless the data happen to pin it. On Illapel's
-#: one descending track such a source explains 99 % of the track and 8 % of the stations (used
-#: anyway it took the leave-one-station-out median from 106 to 173 mm); on the one-track
-#: scenes of classic seed 777 it explained 99 %, 96 % (mSSIM E/N/U 0.85/0.91/0.88 ->
-#: 0.93/0.99/0.97 and 0.76/0.45/0.66 -> 0.97/0.92/0.95 with it) and -5966 % (0.70/0.67/0.73
-#: -> 0.35/0.61/0.64 with it).
-SOURCE_ONE_TRACK_CHECK = 0.8
+#: With one track, the source is used only if a source fitted to the track and half the
+#: stations predicts at least this fraction of the other half's (weighted) net motion, both
+#: ways on average (:func:`.source_fit.station_cross_validation`): one look direction leaves
+#: east and up, and so the source's geometry, unresolved unless the stations pin it. Chosen on
+#: the one-track scenes of classic seed 777 and Illapel (2026-12-08, build/exp/single2.py):
+#: the five synthetic ones gave 0.99, 0.97, 0.90, 0.89 (mSSIM E/N/U with the source
+#: 0.85/0.91/0.88 -> 0.93/0.99/0.97, 0.77/0.69/0.79 -> 0.96/0.83/0.96, 0.75/0.69/0.66 ->
+#: 0.89/0.67/0.85, 0.76/0.45/0.66 -> 0.97/0.92/0.95) and -0.81 (0.70/0.67/0.73 -> 0.35/0.61/
+#: 0.64); Illapel's descending track gives 0.76, and a source used there anyway (Mw 8.7, a
+#: steep normal fault) took the leave-one-station-out median from 106 to 173 mm. Illapel is
+#: the only real one-track case at hand, so this bar is set with it in view.
+SOURCE_ONE_TRACK_CHECK = 0.85
 
 #: The second pass's prior standard deviation is the network's times ``1 - SOURCE_SIGMA_SHRINK
 #: * share`` (``share`` the source's part of the prior, at most
@@ -199,8 +202,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     result = _consistent_once(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m, **kwargs)
     if not source_prior:
         return result
-    from .source_fit import (Observations, explained_fraction, field_observations, fit_source, los_observations,
-                             source_weight, station_observations)
+    from .source_fit import (Observations, field_observations, fit_source, los_observations, source_weight,
+                             station_cross_validation, station_observations)
 
     stations = result.quality["stations"]
     xy = np.array([[st["x_m"], st["y_m"]] for st in stations]).reshape(-1, 2)
@@ -212,16 +215,16 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     stations_obs = station_observations(xy, net)
     shape = result.estimate_m.shape[1:]
     if len(result.observations) < 2:
-        # one look direction: the source's geometry is constrained only if the track alone
-        # predicts the stations (checked on a fit without them)
-        alone = fit_source(data, shape, pixel_m)
-        predicted = explained_fraction(alone.fault, stations_obs) if alone is not None else float("nan")
+        # one look direction: the source's geometry is constrained only if a source fitted to
+        # the track and half the stations predicts the other half
+        predicted = station_cross_validation(data, xy, net, shape, pixel_m)
         if not predicted >= SOURCE_ONE_TRACK_CHECK:
             result.notes.append(
-                "no elastic source used: with one track, a source fitted to it alone explains "
-                + ("nothing of the stations" if not np.isfinite(predicted) else f"{100 * predicted:.0f} % of the "
-                   "stations' motion") + f" (below {100 * SOURCE_ONE_TRACK_CHECK:.0f} %): one look direction "
-                "does not constrain its geometry here (north between the stations rests on the network)")
+                "no elastic source used: with one track, a source fitted to it and half the stations "
+                + ("could not be checked (fewer than 4 stations)" if not np.isfinite(predicted) else
+                   f"predicts {100 * predicted:.0f} % of the other half's motion") +
+                f" (needs {100 * SOURCE_ONE_TRACK_CHECK:.0f} %): one look direction does not constrain its "
+                "geometry here (north between the stations rests on the network)")
             return result
     fit = fit_source(Observations.concatenate([data, stations_obs]), shape, pixel_m)
     if fit is None:
