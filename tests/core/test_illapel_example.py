@@ -55,8 +55,8 @@ def test_the_peak_at_the_coast_is_noted(figures):
     assert len(gap) == 1 and gap[0].startswith("descending track:")
 
 
-def test_no_elastic_source_is_used_where_the_one_track_cannot_pin_it(figures):
-    """One descending track over an offshore rupture: a source fitted to the track alone
-    explains the track but not the stations, so the step does not blend one in."""
+def test_no_elastic_source_is_fitted_to_one_track(figures):
+    """One descending track over an offshore rupture cannot pin a source's geometry: the
+    step says so and blends none in."""
     note = [n for n in figures["notes"] if "elastic source" in n]
-    assert len(note) == 1 and note[0].startswith("no elastic source used: with one track")
+    assert len(note) == 1 and note[0].startswith("no elastic source fitted: with one track")

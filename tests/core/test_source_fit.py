@@ -88,27 +88,3 @@ def test_a_source_that_misses_the_data_by_many_sigma_carries_nothing():
     assert source_weight(0.99, 2.0) > 0.7
     assert source_weight(0.99, SOURCE_MAX_MISFIT + 0.1) == 0.0
 
-
-def test_the_stations_tell_a_source_that_explains_them_from_one_that_does_not():
-    from dataclasses import replace
-
-    from insar_gnss_3d.core.source_fit import explained_fraction
-
-    fault = thrust()
-    _, _, stations, net = scene(fault, 0.01)
-    obs = station_observations(stations, net)
-    assert explained_fraction(fault, obs) > 0.99
-    # the same moment on the conjugate plane, dipping the other way: the stations see it
-    conjugate = replace(fault, strike=(fault.strike + 180) % 360, dip=90 - fault.dip)
-    assert explained_fraction(conjugate, obs) < 0.5
-    assert np.isnan(explained_fraction(fault, station_observations(np.zeros((0, 2)), np.zeros((0, 3)))))
-
-
-def test_one_track_and_half_the_stations_predict_the_other_half_of_a_single_rupture():
-    from insar_gnss_3d.core.source_fit import station_cross_validation
-
-    fault = thrust()
-    truth, tracks, stations, net = scene(fault, 0.01)
-    one_track = los_observations(tracks[:1], PIXEL_M)
-    assert station_cross_validation(one_track, stations, net, truth.shape[1:], PIXEL_M) > 0.9
-    assert np.isnan(station_cross_validation(one_track, stations[:3], net[:3], truth.shape[1:], PIXEL_M))
