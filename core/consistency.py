@@ -234,8 +234,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                             f"{source['strike_deg']:.0f}, dip {source['dip_deg']:.0f}, "
                             f"rake {source['rake_deg']:.0f} deg) "
                             f"explains {100 * fit.explained:.0f} % of the tracks and the stations; "
-                            f"its field carries {100 * weight:.0f} % of the prior (north between the stations "
-                            f"comes largely from it)")
+                            f"its field carries {100 * weight:.0f} % of the prior, and that share of north "
+                            f"between the stations")
     else:
         result.notes.append(f"the elastic source fitted to the tracks and the stations explains "
                             f"{100 * fit.explained:.0f} % of them and misses them by {fit.misfit:.1f} standard "
