@@ -6,7 +6,7 @@ import numpy as np
 
 from qgis.core import (QgsProcessing, QgsProcessingException,
                        QgsProcessingMultiStepFeedback, QgsProcessingParameterBoolean, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterString,
+                       QgsProcessingParameterFeatureSink, QgsProcessingParameterString,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterLayer)
@@ -80,11 +80,16 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         "the log.<br>"
         "<b>ARROWS</b> (optional points): the output's horizontal motion on a regular sub-grid, "
         "fields east, north, up, magnitude [m] and azimuth [deg clockwise from grid north], "
-        "drawn as arrows sized by magnitude and coloured by up.")
+        "drawn as arrows sized by magnitude and coloured by up.<br>"
+        "<b>SOURCE</b> (optional polygon): the elastic source the data-consistency step fitted, as "
+        "its surface projection (top edge first) in the working grid's UTM zone, fields strike_deg, "
+        "dip_deg, rake_deg, slip_m, top_depth_km, length_km, width_km, mw (rigidity 30 GPa) as "
+        "synthesizescene's FAULT, explained (fraction of the data it explains) and prior_share (its "
+        "share of the prior); empty when none was fitted (one track, or CONSISTENCY off).")
 
     INSAR_UNITS, DEM, MODEL, DEVICE = "INSAR_UNITS", "DEM", "MODEL", "DEVICE"
     TILE_SIZE, OUTPUT = "TILE_SIZE", "OUTPUT"
-    CONSISTENCY, EVENT_DATE, QUALITY = "CONSISTENCY", "EVENT_DATE", "QUALITY"
+    CONSISTENCY, EVENT_DATE, QUALITY, SOURCE = "CONSISTENCY", "EVENT_DATE", "QUALITY", "SOURCE"
     UNITS = ("m", "mm", "rad")
     DEVICES = DEVICES
 
@@ -120,6 +125,9 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         event.setFlags(event.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(event)
         add_displacement_outputs(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.SOURCE, "Fitted elastic source (surface projection, fields as synthesizescene's FAULT)",
+            QgsProcessing.TypeVectorPolygon, optional=True, createByDefault=False))
 
     # -- inputs ----------------------------------------------------------------------------
     def _model(self, parameters, context, feedback):
@@ -173,6 +181,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         path = output_path(self, parameters, self.OUTPUT, context)
         quality_path = file_output(self, parameters, self.QUALITY, context, ".json")
         sink_destination_check(self, parameters, ARROWS, context)
+        sink_destination_check(self, parameters, self.SOURCE, context)
         canceled = feedback.isCanceled
         try:
             prepare.check_tracks(asc, desc, scene)       # fail fast; its note comes back below
@@ -237,7 +246,28 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         steps.setProgress(100.0)
         load_styled(context, path, write_diverging_style(path, 3, robust_limit(result[2])))
         return {self.OUTPUT: path, self.QUALITY: quality_path or None,
+                **self._write_source(parameters, context, grid, quality, feedback),
                 **write_arrows(self, parameters, context, path)}
+
+    def _write_source(self, parameters, context, grid, quality, feedback):
+        """The SOURCE polygon when asked for (empty when the step fitted none); ``{}`` when not asked."""
+        if not self.parameterAsOutputLayer(parameters, self.SOURCE, context):
+            return {}
+        from qgis.core import QgsCoordinateReferenceSystem
+        from qgis.PyQt.QtCore import QVariant
+
+        from ..core.quality import source_fault
+        from .fault_layer import write_fault_polygon
+
+        source = (quality or {}).get("source")
+        if not source:
+            feedback.pushWarning("SOURCE: no elastic source was fitted (it needs CONSISTENCY and two tracks); "
+                                 "the layer is empty.")
+        extra = (("explained", QVariant.Double, source["explained"] if source else None),
+                 ("prior_share", QVariant.Double, source["prior_weight"] if source else None))
+        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
+        return {self.SOURCE: write_fault_polygon(self, parameters, context, self.SOURCE, crs, grid,
+                                                 source_fault(source) if source else None, extra)}
 
     def _consistent(self, prepared, network_m, network_std_m, scene, event_date, feedback):
         """The data-consistency step (:mod:`..core.consistency`); warnings go to the log."""

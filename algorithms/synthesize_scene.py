@@ -3,15 +3,15 @@
 import datetime
 import math
 
-from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsFeature,
-                       QgsFeatureSink, QgsField, QgsFields, QgsGeometry, QgsPointXY,
+from qgis.core import (QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY,
                        QgsProcessing, QgsProcessingException, QgsProcessingParameterExtent,
                        QgsProcessingParameterFeatureSink, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsProject,
-                       QgsRectangle, QgsWkbTypes)
+                       QgsRectangle)
 from qgis.PyQt.QtCore import QVariant
 
+from .fault_layer import write_fault_polygon
 from .common import (InsarGnssAlgorithm, check_canceled, import_torch, load_styled, output_path,
                      output_paths_first, transform_extent, utm_crs_for)
 
@@ -238,28 +238,10 @@ class SynthesizeSceneAlgorithm(InsarGnssAlgorithm):
 
     def _write_fault(self, parameters, context, crs, grid, arrays, start):
         import numpy as np
-        fault = arrays.fault
-        fields = QgsFields()
-        for name, kind in (("strike_deg", QVariant.Double), ("dip_deg", QVariant.Double),
-                           ("rake_deg", QVariant.Double), ("slip_m", QVariant.Double),
-                           ("top_depth_km", QVariant.Double), ("length_km", QVariant.Double),
-                           ("width_km", QVariant.Double), ("mw", QVariant.Double),
-                           ("onset_date", QVariant.String), ("duration_days", QVariant.Int),
-                           ("max_displacement_m", QVariant.Double)):
-            fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(parameters, self.FAULT, context, fields, QgsWkbTypes.Polygon, crs)
-        if sink is None:
-            raise QgsProcessingException("The FAULT output could not be created.")
-        ring = [QgsPointXY(grid.x0 + e, grid.y0 + n) for e, n in fault.surface_corners()]
         history = arrays.slip_history
-        moving = np.flatnonzero((history > 0) & (history < 1))
         onset = int(np.argmax(history > 0))
-        duration = int(len(moving))
-        feature = QgsFeature(fields)
-        feature.setGeometry(QgsGeometry.fromPolygonXY([ring + ring[:1]]))
-        feature.setAttributes([fault.strike, fault.dip, fault.rake, fault.slip, fault.depth / 1e3,
-                               fault.length / 1e3, fault.width / 1e3, fault.moment_magnitude,
-                               (start + datetime.timedelta(days=onset)).isoformat(), duration,
-                               float(np.abs(arrays.truth_m).max())])
-        sink.addFeature(feature, QgsFeatureSink.FastInsert)
-        return dest
+        duration = int(np.count_nonzero((history > 0) & (history < 1)))
+        return write_fault_polygon(self, parameters, context, self.FAULT, crs, grid, arrays.fault, (
+            ("onset_date", QVariant.String, (start + datetime.timedelta(days=onset)).isoformat()),
+            ("duration_days", QVariant.Int, duration),
+            ("max_displacement_m", QVariant.Double, float(np.abs(arrays.truth_m).max()))))

@@ -496,3 +496,33 @@ def test_a_model_with_a_std_head_gives_its_own_sigma_and_weighs_the_step_with_it
     run_alg(ALG, {**base_params(scene, head_path, consistent), "QUALITY": str(quality)})
     figures = json.loads(quality.read_text())
     assert figures["network_sigma_source"] == "std head" and all(v > 0 for v in figures["network_sigma_m"])
+
+
+def test_the_fitted_source_lands_on_the_scenes_fault(qgis_process, scene, tmp_path):
+    """qgis_process with SOURCE, the bundled model: the elastic source of the consistency step,
+    written as a polygon in the working grid's UTM zone, matches synthesizescene's FAULT."""
+    out, source = tmp_path / "src.tif", tmp_path / "source.gpkg"
+    params = {**base_params(scene, "", out), "SOURCE": str(source)}
+    params.pop("MODEL")
+    args = ["run", f"insargnss3d:{ALG}", "--",
+            *(f"{k}={v[0] if isinstance(v, list) else v}" for k, v in params.items())]
+    code, _, text = qgis_process(args)
+    assert code == 0, text
+
+    def feature(path):
+        ds = ogr.Open(str(path))
+        layer = ds.GetLayer(0)
+        assert layer.GetFeatureCount() == 1
+        f = layer.GetNextFeature()
+        srs = layer.GetSpatialRef()
+        geometry = f.GetGeometryRef().Clone()
+        return {k: f.GetField(k) for k in ("mw", "strike_deg", "dip_deg", "explained", "prior_share")
+                if f.GetFieldIndex(k) >= 0}, geometry, srs
+
+    fitted, fitted_geometry, fitted_srs = feature(source)
+    truth, truth_geometry, truth_srs = feature(scene["FAULT"])
+    truth_geometry.TransformTo(fitted_srs)
+    assert abs(fitted["mw"] - truth["mw"]) < 0.3
+    assert fitted["explained"] > 0.6 and 0 < fitted["prior_share"] <= 0.8
+    assert fitted_geometry.Centroid().Distance(truth_geometry.Centroid()) < 10e3
+    assert fitted_geometry.Intersection(truth_geometry).GetArea() > 0.5 * truth_geometry.GetArea()
