@@ -210,7 +210,7 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                      pixel_m)
     if fit is None:
         return result
-    weight = source_weight(fit.explained, fit.misfit)
+    weight = source_weight(fit.explained)
     source = source_summary(fit, weight)
     if weight > 0:
         network = np.asarray(cnn_m, dtype=np.float64)
@@ -238,8 +238,8 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                             f"between the stations")
     else:
         result.notes.append(f"the elastic source fitted to the tracks and the stations explains "
-                            f"{100 * fit.explained:.0f} % of them and misses them by {fit.misfit:.1f} standard "
-                            "deviations RMS: not used (north between the stations rests on the network)")
+                            f"{100 * fit.explained:.0f} % of them, too little to be used (north between the "
+                            "stations rests on the network)")
     result.quality["source"] = source
     return result
 

@@ -46,20 +46,19 @@ MAX_FIELD_POINTS = 1200
 SOURCE_WEIGHT_MAX = 0.8
 SOURCE_EXPLAINED_FLOOR = 0.6
 
-#: A source whose residuals exceed this many standard deviations (RMS over the data it was
-#: fitted to) carries nothing, however much of the power it explains: a field that no
-#: dislocation explains within its uncertainty (a network sure of an offset the tracks do not
-#: show, say). On the 61 scenes behind :data:`SOURCE_WEIGHT_MAX` the misfit stayed below 3.
-SOURCE_MAX_MISFIT = 10.0
-
 #: The smallest standard deviation [m] a field value is given in the fit (a network that
 #: claims micrometres would otherwise own it).
 MIN_FIT_STD_M = 1e-3
 
 
-def source_weight(explained: float, misfit: float = 1.0) -> float:
-    """The fitted source's share of the prior (see :data:`SOURCE_WEIGHT_MAX`)."""
-    if not (np.isfinite(explained) and np.isfinite(misfit)) or misfit > SOURCE_MAX_MISFIT:
+def source_weight(explained: float) -> float:
+    """The fitted source's share of the prior (see :data:`SOURCE_WEIGHT_MAX`).
+
+    Only the explained fraction counts, not the misfit in standard deviations: a large
+    rupture that one rectangle explains to 94 % misses its tracks by many times their noise
+    (14 sigma RMS for a 1.6 m multiscale scene of seed 777) and still carries north well.
+    """
+    if not np.isfinite(explained):
         return 0.0
     share = (explained - SOURCE_EXPLAINED_FLOOR) / (1.0 - SOURCE_EXPLAINED_FLOOR)
     return float(SOURCE_WEIGHT_MAX * np.clip(share, 0.0, 1.0))
