@@ -256,7 +256,7 @@ class ExtractDisplacementAlgorithm(InsarGnssAlgorithm):
         from qgis.core import QgsCoordinateReferenceSystem
         from qgis.PyQt.QtCore import QVariant
 
-        from ..core.quality import source_fault
+        from ..core.source_fit import source_fault
         from .fault_layer import write_fault_polygon
 
         source = (quality or {}).get("source")

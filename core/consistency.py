@@ -126,11 +126,6 @@ def prior_sigma_m(cnn_m, fractions: Sequence[float] = SIGMA_FRACTIONS, network_s
 #: head's usual 10-40 % of P99 this changes the weight by less than 1 %.
 SOURCE_DEFER_FRACTION = 0.01
 
-#: What the elastic source is fitted to besides the stations: ``los`` each track's reduced LOS
-#: with its noise estimate (the data themselves), ``field`` the first pass's east/up with its
-#: posterior standard deviation.
-SOURCE_DATA = "los"
-
 #: Tracks needed for the elastic source. With one track east and up are not separated and the
 #: source's geometry may not be pinned. On Illapel's one descending track a source fitted
 #: anyway (Mw 8.7, a steep normal fault instead of the shallow thrust) took the
@@ -191,23 +186,19 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
     result = _consistent_once(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m, **kwargs)
     if not source_prior:
         return result
-    from .source_fit import (Observations, field_observations, fit_source, los_observations, source_weight,
+    from .source_fit import (Observations, fit_source, los_observations, source_summary, source_weight,
                              station_observations)
 
-    stations = result.quality["stations"]
-    xy = np.array([[st["x_m"], st["y_m"]] for st in stations]).reshape(-1, 2)
-    net = np.array([st["gnss_m"] for st in stations], dtype=np.float64).reshape(-1, 3)
     if len(result.observations) < SOURCE_MIN_TRACKS:
         result.notes.append("no elastic source fitted: with one track, east and up are not separated and the "
                             "source's geometry is not constrained (north between the stations rests on the "
                             "network)")
         return result
-    if SOURCE_DATA == "los":
-        data = los_observations(result.observations, pixel_m)
-    else:
-        data = field_observations(result.estimate_m, result.std_m, pixel_m)
-    fit = fit_source(Observations.concatenate([data, station_observations(xy, net)]), result.estimate_m.shape[1:],
-                     pixel_m)
+    stations = result.quality["stations"]
+    xy = np.array([[st["x_m"], st["y_m"]] for st in stations]).reshape(-1, 2)
+    net = np.array([st["gnss_m"] for st in stations], dtype=np.float64).reshape(-1, 3)
+    fit = fit_source(Observations.concatenate([los_observations(result.observations, pixel_m),
+                                               station_observations(xy, net)]), result.estimate_m.shape[1:], pixel_m)
     if fit is None:
         return result
     weight = source_weight(fit.explained)
@@ -242,15 +233,6 @@ def consistent_field(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, 
                             "stations rests on the network)")
     result.quality["source"] = source
     return result
-
-
-def source_summary(fit, weight: float) -> dict:
-    """The fitted source as plain numbers for the quality report (metres, degrees)."""
-    f = fit.fault
-    return {"east_m": f.east, "north_m": f.north, "top_depth_m": f.depth, "strike_deg": f.strike,
-            "dip_deg": f.dip, "length_m": f.length, "width_m": f.width, "rake_deg": f.rake, "slip_m": f.slip,
-            "moment_magnitude": f.moment_magnitude, "explained": fit.explained, "misfit": fit.misfit,
-            "prior_weight": weight}
 
 
 def _consistent_once(cnn_m, insar_epochs_m, los, epoch_days, gnss_m, gnss_xy_m, pixel_m, *, event_day,

@@ -269,7 +269,7 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
         observed net and its sigma, residual and sigma of the output [m]), ``network_sigma_m`` (median per
         component) and ``network_sigma_source``, ``prior_std_scale``, ``largest_output_m``
         and ``largest_network_m`` per component [m]; ``source`` the elastic source fitted by
-        the step (:func:`.consistency.source_summary`) when it fitted one.
+        the step (:func:`.source_fit.source_summary`) when it fitted one.
     """
     q = result.quality
     net = np.array([s["gnss_m"] for s in q["stations"]], dtype=np.float64).reshape(-1, 3)
@@ -315,21 +315,12 @@ def extraction_quality(scene, grid_shape, pixel_m: float, network_m, result, ins
             "source": q.get("source")}
 
 
-def source_fault(source: dict):
-    """The :class:`.okada.Fault` of a ``source`` summary (:func:`.consistency.source_summary`)."""
-    from .okada import Fault
-
-    return Fault(east=source["east_m"], north=source["north_m"], depth=source["top_depth_m"],
-                 strike=source["strike_deg"], dip=source["dip_deg"], length=source["length_m"],
-                 width=source["width_m"], rake=source["rake_deg"], slip=source["slip_m"])
-
-
 def station_arrows_figure(stations, source: Optional[dict] = None):
     """Observed (black) and output (red) horizontal motion at the stations, up as colour.
 
     ``stations``: dicts with ``x_m``, ``y_m`` (scene frame), ``gnss_m`` (observed E/N/U) and
     ``residual_m`` (output minus observed), as :func:`.joint.estimate_scene` gives them;
-    ``source``: the fitted elastic source (:func:`.consistency.source_summary`), drawn as its
+    ``source``: the fitted elastic source (:func:`.source_fit.source_summary`), drawn as its
     surface projection (top edge thick).
     """
     from .report import new_figure
@@ -354,6 +345,7 @@ def station_arrows_figure(stations, source: Optional[dict] = None):
     for st, xi, yi in zip(stations, x, y):
         ax.annotate(st["station"], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if source:
+        from .source_fit import source_fault
         corners = np.array(source_fault(source).surface_corners()) / 1e3
         ring = np.vstack([corners, corners[:1]])
         ax.plot(ring[:, 0], ring[:, 1], color="#2ca02c", lw=1.2, label="fitted source (surface projection)")
@@ -404,7 +396,7 @@ def quality_html(quality: dict) -> str:
               100 * source["explained"], 100 * source["prior_weight"]]], ".1f"))
         parts.append(paragraph(
             "One uniform-slip rectangular dislocation (Okada 1985, rigidity 30 GPa for Mw) fitted to the "
-            "consistent east/up field and the stations. Its surface field, blended into the prior with the "
+            "tracks' reduced LOS and the stations' net motion. Its surface field, blended into the prior with the "
             "share above, carries north between the stations, which the two look directions barely see. "
             "It is a summary of the data, not a slip model: heterogeneous or multi-fault ruptures explain "
             "less, and then carry less."))

@@ -1,12 +1,13 @@
-"""An elastic source fitted to an east/up field and GNSS: north from physics.
+"""An elastic source fitted to the tracks' LOS and the GNSS stations: north from physics.
 
 Two look directions resolve east and up well but north hardly at all (both tracks look
 nearly east-west), so north rests on the stations. The surface field of a buried
 dislocation ties the three components together (Okada 1985), so a source that explains
-east, up and the stations also predicts north between the stations. This module fits one
-uniform-slip rectangular dislocation (:class:`.okada.Fault`) by weighted nonlinear least
-squares, the standard geodetic source inversion (e.g. Wright et al. 1999, GRL 26(17),
-2565; the Okada fits of Fialko 2004 and Elliott et al. 2016):
+the tracks and the stations also predicts north between the stations. This module fits one
+uniform-slip rectangular dislocation (:class:`.okada.Fault`) to rows of scalar observations
+(:class:`Observations`: LOS pixels, station components) by weighted nonlinear least squares,
+the standard geodetic source inversion (e.g. Wright et al. 1999, GRL 26(17), 2565; the Okada
+fits of Fialko 2004 and Elliott et al. 2016):
 
 * the geometry (top-edge centre east/north, top depth, strike, dip, length, width) is found
   by ``scipy.optimize.least_squares`` from several starting strikes and dips;
@@ -46,8 +47,8 @@ MAX_FIELD_POINTS = 1200
 SOURCE_WEIGHT_MAX = 0.8
 SOURCE_EXPLAINED_FLOOR = 0.6
 
-#: The smallest standard deviation [m] a field value is given in the fit (a network that
-#: claims micrometres would otherwise own it).
+#: The smallest standard deviation [m] a track's rows are given in the fit (a noise estimate of
+#: a noise-free track would otherwise give it infinite weight).
 MIN_FIT_STD_M = 1e-3
 
 
@@ -98,8 +99,8 @@ class Observations(NamedTuple):
     """What a source is fitted to, one row per scalar observation.
 
     ``x``, ``y`` (M,) position in the scene frame [m]; ``projection`` (M, 3) the east/north/up
-    direction the row observes (a unit axis for a field component or a station, the LOS
-    unit vector for a track); ``value`` (M,) [m]; ``weight`` (M,) ``1 / std`` [1/m];
+    direction the row observes (a unit axis for a station component, the LOS unit vector for
+    a track pixel); ``value`` (M,) [m]; ``weight`` (M,) ``1 / std`` [1/m];
     ``count`` (M,) how many observations the row stands for (decimation).
     """
 
@@ -127,22 +128,6 @@ def _decimation(shape, fields: int) -> int:
 def _pixel_rows(shape, pixel_m: float, step: int):
     rows, cols = np.mgrid[0:shape[0]:step, 0:shape[1]:step]
     return rows.ravel(), cols.ravel(), (cols.ravel() + 0.5) * pixel_m, -(rows.ravel() + 0.5) * pixel_m
-
-
-def field_observations(field_m, std_m, pixel_m: float, components=(0, 2)) -> Observations:
-    """Rows for components of a (3, H, W) field [m] with its standard deviation [m]."""
-    field = np.asarray(field_m, dtype=np.float64)
-    std = np.maximum(np.asarray(std_m, dtype=np.float64), MIN_FIT_STD_M)
-    step = _decimation(field.shape[1:], len(components))
-    rows, cols, x, y = _pixel_rows(field.shape[1:], pixel_m, step)
-    parts = []
-    for c in components:
-        value, sigma = field[c][rows, cols], std[c][rows, cols]
-        ok = np.isfinite(value) & np.isfinite(sigma)
-        axis = np.zeros((ok.sum(), 3))
-        axis[:, c] = 1.0
-        parts.append(Observations(x[ok], y[ok], axis, value[ok], 1.0 / sigma[ok], np.full(ok.sum(), step * step)))
-    return Observations.concatenate(parts)
 
 
 def los_observations(tracks, pixel_m: float) -> Observations:
@@ -235,17 +220,17 @@ def fit_source(obs: Observations, shape, pixel_m: float) -> Optional[SourceFit]:
             cs, sn = np.cos(np.radians(strike)), np.sin(np.radians(strike))
             starts.append([centre[0] - back * cs, centre[1] + back * sn, 0.05 * extent, strike, dip,
                            0.4 * extent, width])
+    # typical steps of the parameters: position, depth and size in scene fractions, angles in degrees
+    scale = [extent / 10, extent / 10, extent / 20, 30, 20, extent / 10, extent / 10]
     scored = []
     for p0 in starts:
         p0 = np.clip(p0, lower, upper)
-        sol = least_squares(residual, p0, bounds=(lower, upper), max_nfev=COARSE_EVALUATIONS,
-                            x_scale=[extent / 10, extent / 10, extent / 20, 30, 20, extent / 10, extent / 10])
+        sol = least_squares(residual, p0, bounds=(lower, upper), max_nfev=COARSE_EVALUATIONS, x_scale=scale)
         scored.append((float(np.sum(sol.fun ** 2)), sol.x))
     scored.sort(key=lambda item: item[0])
     best = None
     for _, p0 in scored[:REFINED_STARTS]:
-        sol = least_squares(residual, p0, bounds=(lower, upper), max_nfev=FINE_EVALUATIONS,
-                            x_scale=[extent / 10, extent / 10, extent / 20, 30, 20, extent / 10, extent / 10])
+        sol = least_squares(residual, p0, bounds=(lower, upper), max_nfev=FINE_EVALUATIONS, x_scale=scale)
         cost = float(np.sum(sol.fun ** 2))
         if best is None or cost < best[0]:
             best = (cost, sol.x)
@@ -267,3 +252,19 @@ def fit_source(obs: Observations, shape, pixel_m: float) -> Optional[SourceFit]:
     return SourceFit(fault, model, misfit, 1.0 - cost / power if power > 0 else 0.0)
 
 
+
+
+def source_summary(fit: SourceFit, weight: float) -> dict:
+    """The fitted source as plain numbers (metres, degrees) for QUALITY; :func:`source_fault` reads it back."""
+    f = fit.fault
+    return {"east_m": f.east, "north_m": f.north, "top_depth_m": f.depth, "strike_deg": f.strike,
+            "dip_deg": f.dip, "length_m": f.length, "width_m": f.width, "rake_deg": f.rake, "slip_m": f.slip,
+            "moment_magnitude": f.moment_magnitude, "explained": fit.explained, "misfit": fit.misfit,
+            "prior_weight": weight}
+
+
+def source_fault(source: dict) -> Fault:
+    """The :class:`.okada.Fault` of a :func:`source_summary`."""
+    return Fault(east=source["east_m"], north=source["north_m"], depth=source["top_depth_m"],
+                 strike=source["strike_deg"], dip=source["dip_deg"], length=source["length_m"],
+                 width=source["width_m"], rake=source["rake_deg"], slip=source["slip_m"])

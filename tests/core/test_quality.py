@@ -142,7 +142,8 @@ def test_a_track_that_peaks_at_the_edge_of_its_coverage_is_reported():
 
 
 def test_quality_html_shows_the_fitted_source_and_its_share(tmp_path):
-    from insar_gnss_3d.core.quality import source_fault, write_quality
+    from insar_gnss_3d.core.quality import write_quality
+    from insar_gnss_3d.core.source_fit import source_fault
 
     source = {"east_m": 20e3, "north_m": -12e3, "top_depth_m": 3e3, "strike_deg": 20.0, "dip_deg": 18.0,
               "length_m": 40e3, "width_m": 22e3, "rake_deg": 95.0, "slip_m": 1.5, "moment_magnitude": 7.0,
